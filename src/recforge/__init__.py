@@ -1,0 +1,3 @@
+"""recforge: from raw logs to a live recommender, driven by one YAML file."""
+
+__version__ = "0.1.0"

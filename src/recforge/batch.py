@@ -1,0 +1,79 @@
+"""Batch: one training or serving step, built by FeatureSet.transform (the same code online and offline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Bag:
+    """Variable-length ids per row, right-padded with 0.
+
+    rows [[4, 9], [], [7]] -> values [[4, 9], [0, 0], [7, 0]], lengths [2, 0, 1]
+    """
+
+    values: torch.Tensor  # int64 [B, L], 0 = padding
+    weights: torch.Tensor | None = None  # float32 [B, L] or None (all ones)
+
+    def index(self, rows: torch.Tensor | slice) -> Bag:
+        return Bag(self.values[rows], None if self.weights is None else self.weights[rows])
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.values != 0
+
+
+@dataclass(frozen=True)
+class Batch:
+    """ids [B, n_id] (columns in InputSchema.id_fields order), bags per bag field, dense [B, n_dense]."""
+
+    ids: torch.Tensor
+    bags: dict[str, Bag]
+    dense: torch.Tensor
+    labels: dict[str, torch.Tensor] = field(default_factory=dict)  # float32 [B] per label
+    weights: torch.Tensor | None = None  # float32 [B] sample weights
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # raw pass-through columns (group keys, ids)
+
+    @property
+    def size(self) -> int:
+        return int(self.ids.shape[0])
+
+    def index(self, rows: torch.Tensor | slice) -> Batch:
+        """Rows selected by a slice or an int64 index tensor (used for shuffling and mini-batching)."""
+        np_rows = rows if isinstance(rows, slice) else rows.numpy()
+        return Batch(
+            ids=self.ids[rows],
+            bags={k: b.index(rows) for k, b in self.bags.items()},
+            dense=self.dense[rows],
+            labels={k: v[rows] for k, v in self.labels.items()},
+            weights=None if self.weights is None else self.weights[rows],
+            extras={k: v[np_rows] for k, v in self.extras.items()},
+        )
+
+    @staticmethod
+    def concat(batches: list[Batch]) -> Batch:
+        """One batch from several with the same fields (bags are re-padded to the longest)."""
+        first = batches[0]
+
+        def cat_bags(name: str) -> Bag:
+            parts = [b.bags[name] for b in batches]
+            width = max(p.values.shape[1] for p in parts)
+            values = torch.cat([torch.nn.functional.pad(p.values, (0, width - p.values.shape[1])) for p in parts])
+            if parts[0].weights is None:
+                return Bag(values)
+            weights = torch.cat(
+                [torch.nn.functional.pad(p.weights, (0, width - p.weights.shape[1])) for p in parts]  # type: ignore[arg-type]
+            )
+            return Bag(values, weights)
+
+        return Batch(
+            ids=torch.cat([b.ids for b in batches]),
+            bags={name: cat_bags(name) for name in first.bags},
+            dense=torch.cat([b.dense for b in batches]),
+            labels={k: torch.cat([b.labels[k] for b in batches]) for k in first.labels},
+            weights=None if first.weights is None else torch.cat([b.weights for b in batches]),  # type: ignore[misc]
+            extras={k: np.concatenate([b.extras[k] for b in batches]) for k in first.extras},
+        )

@@ -1,0 +1,135 @@
+"""The `recforge` command: parses arguments, calls the library, prints results. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from recforge.errors import RecforgeError
+
+app = typer.Typer(help="recforge: from raw logs to a live recommender.", no_args_is_help=True, add_completion=False)
+config_app = typer.Typer(help="Inspect and validate pipeline configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+SET_HELP = "Override a config value by dotted path, e.g. --set train.optimizer.lr=0.01 (repeatable)."
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.callback()
+def main_options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress at INFO level.")) -> None:
+    _setup_logging(verbose)
+
+
+def _print_metrics(metrics: dict[str, object]) -> None:
+    for split in ("valid", "test"):
+        values = metrics.get(split) or {}
+        assert isinstance(values, dict)
+        shown = "  ".join(f"{k}={v:.4f}" for k, v in values.items() if isinstance(v, float) and "loss" not in k or k == "logloss")
+        typer.echo(f"{split:>5}: {shown}")
+    train = metrics.get("train")
+    if isinstance(train, dict):
+        typer.echo(f"train: {train['samples_per_s']:,.0f} samples/s over {train['steps']} steps")
+
+
+@app.command()
+def quickstart(
+    out: Path = typer.Option(Path("runs/quickstart"), help="Run directory to write."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """Run the main job on embedded defaults: synthetic world -> samples -> features -> DeepFM -> bundle."""
+    from recforge import pipeline
+    from recforge.bundle import load_bundle
+
+    result = pipeline.quickstart(out, set_)
+    typer.echo(f"samples: {result.samples.counts}")
+    _print_metrics(result.metrics)
+    bundle = load_bundle(result.bundle)
+    for user, table in pipeline.demo_recommendations(bundle, result.samples).items():
+        items = ", ".join(f"{i}({s:.3f})" for i, s in zip(table["item_id"].to_pylist(), table["score"].to_pylist(), strict=True))
+        typer.echo(f"top items for user {user}: {items}")
+    typer.echo(f"bundle: {result.bundle}\nmetrics: {result.out_dir / 'metrics.json'}")
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(..., help="Pipeline YAML."),
+    out: Path = typer.Option(..., help="Run directory (bundle, metrics.json, evals.jsonl, checkpoint)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint."),
+    warm_start: Path | None = typer.Option(None, help="Start from this bundle's features and weights."),
+) -> None:
+    """Train the pipeline in CONFIG and export a bundle to OUT/bundle."""
+    from recforge import pipeline
+    from recforge.config import load_config
+
+    cfg = load_config(config, set_)
+    result = pipeline.train(cfg, out, resume=resume, warm_start=warm_start)
+    _print_metrics(result.metrics)
+    typer.echo(f"bundle: {result.bundle}\nmetrics: {result.out_dir / 'metrics.json'}")
+
+
+@app.command()
+def predict(
+    bundle: Path = typer.Argument(..., help="Bundle directory."),
+    input_path: str = typer.Argument(..., metavar="INPUT", help="Parquet/CSV file or fsspec URL to score."),
+    out: Path = typer.Option(..., help="Parquet file to write."),
+    keep: str = typer.Option("", help="Comma-separated input columns to copy into the output."),
+) -> None:
+    """Score INPUT with BUNDLE; writes the kept columns plus `score`."""
+    from recforge.bundle import predict_file
+
+    counts = predict_file(bundle, input_path, out, keep=[c for c in keep.split(",") if c])
+    typer.echo(f"scored {counts['rows']:,} rows -> {out}")
+    defaults = {k: v for k, v in counts.items() if k != "rows"}
+    if defaults:
+        typer.echo(f"values mapped to defaults: {defaults}")
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the pipeline YAML (for editors)."""
+    from recforge.config import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=1))
+
+
+@config_app.command("check")
+def config_check(
+    file: Path = typer.Argument(..., help="Pipeline YAML."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """Validate FILE (and overrides) without running anything."""
+    from recforge import pipeline
+    from recforge.config import load_config
+
+    cfg = load_config(file, set_)
+    pipeline.check(cfg)
+    typer.echo(f"{file}: ok ({len(cfg.features)} features, model {cfg.model.name})")
+
+
+def main() -> None:
+    """Entry point: RecforgeErrors become a one-paragraph message and exit code 2, not a traceback."""
+    try:
+        app(standalone_mode=False)
+    except RecforgeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code or 0)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

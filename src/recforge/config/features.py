@@ -1,0 +1,106 @@
+"""Feature configs: one pydantic class per `kind:`; the fit/transform logic lives in recforge.features."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Side = Literal["user", "item", "context"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StaticStorage(Strict):
+    """Default storage: a fixed-size table (vocab rows or hash buckets)."""
+
+    kind: Literal["static"] = "static"
+
+
+class FeatureBase(Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Unique feature name.")
+    column: str | None = Field(None, description="Input column; defaults to `name`.")
+    side: Side = Field("context", description="user / item / context: what a request computes once.")
+    dim: int | None = Field(None, ge=1, description="Embedding dim; defaults to `embedding_dim`.")
+
+    @property
+    def source(self) -> str:
+        return self.column or self.name
+
+
+class IdFeatureConfig(FeatureBase):
+    """A categorical id: vocab (min_count, OOV row 0) or hash buckets."""
+
+    kind: Literal["id"]
+    min_count: int = Field(1, ge=1, description="Values seen fewer times map to the OOV row 0.")
+    max_vocab: int | None = Field(None, ge=1, description="Keep only the most frequent values.")
+    hash_buckets: int | None = Field(None, ge=2, description="Hash into this many rows, no vocab.")
+    storage: StaticStorage = StaticStorage()
+
+
+class NumericFeatureConfig(FeatureBase):
+    """A number: bucketized to an id (boundaries or fitted quantiles) or kept dense (raw/standard/log)."""
+
+    kind: Literal["numeric"]
+    transform: Literal["bucket", "raw", "standard", "minmax", "log"] = "bucket"
+    boundaries: list[float] | None = Field(None, min_length=1)
+    n_buckets: int = Field(10, ge=2, description="Quantile buckets fitted on train when no boundaries.")
+    fill: float = Field(0.0, description="Dense value used for null/NaN/inf (counted and logged).")
+
+
+class TagFeatureConfig(FeatureBase):
+    """A multi-valued column (Arrow list or a `sep`-joined string), optionally `tag:weight`."""
+
+    kind: Literal["tag"]
+    sep: str | None = Field(None, description="Separator when the column is a string.")
+    weight_sep: str | None = Field(None, description="e.g. ':' for 'drama:0.7' pairs.")
+    max_len: int = Field(16, ge=1)
+    min_count: int = Field(1, ge=1)
+    hash_buckets: int | None = Field(None, ge=2)
+    pooling: Literal["mean", "sum"] = "mean"
+
+
+class SequenceFeatureConfig(FeatureBase):
+    """A behavior sequence of another id feature's values (shares its vocab and table)."""
+
+    kind: Literal["sequence"]
+    of: str = Field(description="The id feature whose values the sequence holds.")
+    sep: str | None = None
+    max_len: int = Field(50, ge=1)
+    pooling: Literal["mean", "sum"] = "mean"
+
+
+class CrossFeatureConfig(FeatureBase):
+    """Hash of the combined raw values of two or more features (cartesian for multi-valued inputs)."""
+
+    kind: Literal["cross"]
+    inputs: list[str] = Field(min_length=2)
+    buckets: int = Field(100_000, ge=2)
+    max_len: int = Field(32, ge=1, description="Cap on crossed values per row when an input is multi-valued.")
+
+
+class LookupFeatureConfig(FeatureBase):
+    """Value from a map-typed column by key (e.g. a user's click count for the item's category)."""
+
+    kind: Literal["lookup"]
+    map_column: str
+    key: str = Field(description="Column holding the key to look up.")
+    transform: Literal["bucket", "raw", "standard", "log"] = "raw"
+    boundaries: list[float] | None = Field(None, min_length=1)
+    n_buckets: int = Field(10, ge=2)
+    fill: float = 0.0
+
+
+FeatureConfig = Annotated[
+    IdFeatureConfig
+    | NumericFeatureConfig
+    | TagFeatureConfig
+    | SequenceFeatureConfig
+    | CrossFeatureConfig
+    | LookupFeatureConfig,
+    Field(discriminator="kind"),
+]
+
+FEATURE_KINDS = ("id", "numeric", "tag", "sequence", "cross", "lookup")

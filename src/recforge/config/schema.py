@@ -1,0 +1,121 @@
+"""The one pipeline YAML, as pydantic models. Validation only: no logic lives here."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recforge.config.features import FeatureConfig, Strict
+
+
+class LabelRule(Strict):
+    """How a raw behavior row becomes a 0/1 label (DuckDB SQL expressions over the joined row)."""
+
+    positive: str = Field(description="Rows where this holds get label 1, e.g. `rating >= 4`.")
+    drop: str | None = Field(None, description="Rows where this holds are removed, e.g. `rating = 3`.")
+
+
+class SplitConfig(Strict):
+    method: Literal["random", "per_user", "leave_last", "by_date"] = "random"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 2020
+    user_column: str = "user_id"
+    time_column: str = "timestamp"
+    valid_from: str | None = Field(None, description="by_date: first date (inclusive) of valid.")
+    test_from: str | None = Field(None, description="by_date: first date (inclusive) of test.")
+
+
+class SyntheticConfig(Strict):
+    """Size of the generated e-commerce world (the embedded default dataset)."""
+
+    n_users: int = Field(20_000, ge=10)
+    n_items: int = Field(5_000, ge=10)
+    n_categories: int = Field(40, ge=2)
+    n_impressions: int = Field(1_000_000, ge=100)
+    seed: int = 0
+
+
+class TablesConfig(Strict):
+    """Raw warehouse-style tables: a behavior log joined with user and item tables."""
+
+    behavior: str
+    users: str | None = None
+    items: str | None = None
+    user_key: str = "user_id"
+    item_key: str = "item_id"
+
+
+class DataConfig(Strict):
+    source: Literal["synthetic", "movielens", "tables", "criteo", "samples"] = "synthetic"
+    path: str | None = Field(None, description="Directory (movielens) or file (criteo) to read.")
+    train: str | None = Field(None, description="source=samples: prebuilt train file (Parquet/CSV).")
+    valid: str | None = None
+    test: str | None = None
+    label: str = Field("label", description="0/1 label column of the samples.")
+    label_rule: LabelRule | None = None
+    split: SplitConfig = SplitConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+    tables: TablesConfig | None = None
+    weight: str | None = Field(None, description="Optional sample-weight column.")
+    read_rows: int = Field(65_536, ge=256, description="Rows per Arrow record batch read from disk.")
+
+
+class ModelConfig(BaseModel):
+    """`name` picks a registered model; the other keys are validated by that model's own config."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "deepfm"
+
+
+class OptimizerConfig(Strict):
+    dense: Literal["adam", "adamw", "sgd", "adagrad"] = "adam"
+    sparse: Literal["dense_adam", "sparse_adam", "rowwise_adagrad"] = "dense_adam"
+    lr: float = Field(1e-3, gt=0)
+    sparse_lr: float | None = Field(None, gt=0, description="Embedding lr; defaults to `lr`.")
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class EarlyStopConfig(Strict):
+    metric: str = "auc"
+    patience: int = Field(2, ge=1)
+
+
+class TrainConfig(Strict):
+    batch_size: int = Field(2048, ge=1)
+    epochs: int = Field(5, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    eval_every: int | None = Field(None, ge=1, description="Eval every N steps (default: each epoch).")
+    optimizer: OptimizerConfig = OptimizerConfig()
+    early_stop: EarlyStopConfig | None = EarlyStopConfig()
+    export: Literal["best", "last"] = "best"
+    seed: int = 2020
+    threads: int | None = Field(None, ge=1, description="torch threads (default: all cores).")
+    shuffle_buffer: int = Field(8, ge=1, description="Record batches mixed per shuffle when streaming.")
+    cache: Literal["auto", "memory", "stream"] = Field(
+        "auto", description="memory: keep transformed batches in RAM; stream: re-read each epoch."
+    )
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
+    progress: bool = True
+
+
+class EvalConfig(Strict):
+    metrics: list[str] = ["auc", "logloss", "gauc@user_id"]
+    batch_size: int = Field(16_384, ge=1)
+
+
+class PipelineConfig(Strict):
+    """A whole pipeline: where the data is, its features, the model and how to train it."""
+
+    name: str = "recforge"
+    data: DataConfig = DataConfig()
+    embedding_dim: int = Field(16, ge=1, description="Default `dim` for features that give none.")
+    features: list[FeatureConfig] = Field(min_length=1)
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    def dump(self) -> dict[str, Any]:
+        """Plain-data form for YAML/JSON (what a bundle stores)."""
+        return self.model_dump(mode="json", exclude_none=False)

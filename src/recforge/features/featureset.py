@@ -1,0 +1,260 @@
+"""FeatureSet: fit every configured feature on training batches and turn any Arrow batch into a Batch.
+
+This is the one feature implementation: training, batch prediction and the online service all call
+`FeatureSet.transform`, so a request becomes the same tensors a training step sees.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from pydantic import TypeAdapter
+
+from recforge.batch import Bag, Batch
+from recforge.config.features import FeatureConfig
+from recforge.config.schema import PipelineConfig
+from recforge.errors import BundleError, DataError, RecforgeError
+from recforge.features.base import (
+    FEATURE_KINDS,
+    BagOutput,
+    DenseOutput,
+    Feature,
+    FeatureState,
+    IdOutput,
+    Output,
+    TransformContext,
+    TransformReport,
+)
+from recforge.schema import FieldSpec, InputSchema, TableSpec
+
+log = logging.getLogger(__name__)
+STATE_FILE = "features.json"
+FORMAT_VERSION = 1
+_CONFIG_LIST = TypeAdapter(list[FeatureConfig])
+
+
+class FeatureSet:
+    """Configured features, their fitted states, and the transform from Arrow rows to a Batch."""
+
+    def __init__(
+        self,
+        configs: list[Any],
+        *,
+        default_dim: int = 16,
+        labels: tuple[str, ...] = ("label",),
+        weight: str | None = None,
+    ) -> None:
+        self.configs = list(configs)
+        self.default_dim = default_dim
+        self.labels = labels
+        self.weight = weight
+        self.features: dict[str, Feature[Any]] = {}
+        for cfg in self.configs:
+            self.features[cfg.name] = FEATURE_KINDS.get(cfg.kind, yaml_path=f"features ({cfg.name}).kind")(
+                cfg, default_dim
+            )
+        for feature in self.features.values():
+            if feature.kind == "sequence":
+                feature.dim = self.features[feature.config.of].dim
+        self.states: dict[str, FeatureState] = {}
+
+    @classmethod
+    def from_config(cls, cfg: PipelineConfig) -> FeatureSet:
+        return cls(cfg.features, default_dim=cfg.embedding_dim, labels=(cfg.data.label,), weight=cfg.data.weight)
+
+    # ------------------------------------------------------------------ fit
+    def input_columns(self) -> list[str]:
+        """Raw columns the features read (labels and weight not included)."""
+        seen: dict[str, None] = {}
+        for feature in self.features.values():
+            for name in feature.columns():
+                seen[name] = None
+        return list(seen)
+
+    def fit(self, batches: Iterable[pa.Table | pa.RecordBatch]) -> FeatureSet:
+        """One streaming pass over the training data; only training data may be passed here."""
+        for feature in self.features.values():
+            feature.fit_begin()
+        rows = 0
+        for batch in batches:
+            table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+            rows += table.num_rows
+            for feature in self.features.values():
+                feature.fit_update(table, self.features)
+        if rows == 0:
+            raise DataError("the training data has no rows to fit features on; check data.train and the filters")
+        self.states = {name: feature.fit_end() for name, feature in self.features.items()}
+        log.info("fitted %d features on %s rows", len(self.features), f"{rows:,}")
+        return self
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self.states)
+
+    def _require_fitted(self) -> None:
+        if not self.fitted:
+            raise RecforgeError("FeatureSet is not fitted: call fit() on training data or load() a fitted one")
+
+    # ------------------------------------------------------------ schema
+    def schema(self) -> InputSchema:
+        """What a model sees: fields grouped id / bag / dense, and one table per owning feature."""
+        self._require_fitted()
+        fields: list[FieldSpec] = []
+        tables: list[TableSpec] = []
+        for name, feature in self.features.items():
+            fields.append(feature.field_spec(self.states[name]))
+            table = feature.table_spec(self.states[name])
+            if table is not None:
+                tables.append(table)
+        order = {"id": 0, "bag": 1, "dense": 2}
+        fields.sort(key=lambda f: order[f.kind])
+        return InputSchema(tuple(fields), tuple(tables), self.labels)
+
+    # --------------------------------------------------------- transform
+    def transform(
+        self,
+        table: pa.Table | pa.RecordBatch,
+        *,
+        report: TransformReport | None = None,
+        labels: bool = True,
+        extras: Iterable[str] = (),
+        source: str = "input",
+    ) -> Batch:
+        """Tensors for every row of `table`; values the state does not know map to row 0 and are counted."""
+        self._require_fitted()
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        report = report if report is not None else TransformReport()
+        report.rows += table.num_rows
+        ctx = TransformContext(self.features, self.states)
+        outputs: dict[str, Output] = {}
+        for name, feature in self.features.items():
+            try:
+                outputs[name] = feature.transform(table, ctx, report)
+            except DataError as exc:
+                raise DataError(f"{source}: {exc}") from None
+        schema = self.schema()
+        n = table.num_rows
+        ids = np.empty((n, len(schema.id_fields)), dtype=np.int64)
+        for j, f in enumerate(schema.id_fields):
+            out = outputs[f.name]
+            assert isinstance(out, IdOutput)
+            ids[:, j] = out.ids
+        dense = np.empty((n, len(schema.dense_fields)), dtype=np.float32)
+        for j, f in enumerate(schema.dense_fields):
+            out = outputs[f.name]
+            assert isinstance(out, DenseOutput)
+            dense[:, j] = out.values
+        bags = {}
+        for f in schema.bag_fields:
+            out = outputs[f.name]
+            assert isinstance(out, BagOutput)
+            bags[f.name] = Bag(
+                torch.from_numpy(out.values), None if out.weights is None else torch.from_numpy(out.weights)
+            )
+        return Batch(
+            ids=torch.from_numpy(ids),
+            bags=bags,
+            dense=torch.from_numpy(dense),
+            labels=self._labels(table, source) if labels else {},
+            weights=self._weights(table, source) if labels and self.weight else None,
+            extras={name: _extra_numpy(table, name, source) for name in extras},
+        )
+
+    def _labels(self, table: pa.Table, source: str) -> dict[str, torch.Tensor]:
+        out = {}
+        for name in self.labels:
+            values = _column_numpy(table, name, source)
+            if values.dtype == object or not np.issubdtype(values.dtype, np.number):
+                raise DataError(f"{source}: label column {name!r} must be numeric 0/1, got {values.dtype}")
+            bad = ~np.isin(values, (0, 1))
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"{source}: label column {name!r} must hold only 0 and 1; row {row} has {values[row].item()!r} "
+                    f"({int(bad.sum()):,} bad rows). Fix: give a `data.label_rule` that makes 0/1 labels."
+                )
+            out[name] = torch.from_numpy(values.astype(np.float32))
+        return out
+
+    def _weights(self, table: pa.Table, source: str) -> torch.Tensor:
+        values = _column_numpy(table, str(self.weight), source).astype(np.float32)
+        bad = ~np.isfinite(values) | (values < 0)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{source}: weight column {self.weight!r} row {row} is {values[row].item()!r}; weights must be >= 0")
+        return torch.from_numpy(values)
+
+    # ------------------------------------------------------------ save/load
+    def save(self, directory: str | Path) -> None:
+        """features.json (configs + JSON params) and one Arrow IPC file per fitted array; no pickle."""
+        self._require_fitted()
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, dict[str, str]] = {}
+        for name, state in self.states.items():
+            for key, array in state.arrays.items():
+                file = f"feature.{name}.{key}.arrow"
+                with pa.OSFile(str(path / file), "wb") as sink, pa.ipc.new_file(
+                    sink, pa.schema([("v", array.type)])
+                ) as writer:
+                    writer.write_table(pa.table({"v": array}))
+                arrays.setdefault(name, {})[key] = file
+        doc = {
+            "format_version": FORMAT_VERSION,
+            "default_dim": self.default_dim,
+            "labels": list(self.labels),
+            "weight": self.weight,
+            "features": [c.model_dump(mode="json") for c in self.configs],
+            "states": {name: s.params for name, s in self.states.items()},
+            "arrays": arrays,
+        }
+        (path / STATE_FILE).write_text(json.dumps(doc, indent=1))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FeatureSet:
+        path = Path(directory)
+        file = path / STATE_FILE
+        if not file.exists():
+            raise BundleError(f"{file} is missing: not a recforge bundle (or an incomplete one)")
+        doc = json.loads(file.read_text())
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise BundleError(f"{file}: format_version {doc.get('format_version')} is not {FORMAT_VERSION}")
+        fs = cls(
+            _CONFIG_LIST.validate_python(doc["features"]),
+            default_dim=doc["default_dim"],
+            labels=tuple(doc["labels"]),
+            weight=doc["weight"],
+        )
+        for name, params in doc["states"].items():
+            arrays = {}
+            for key, array_file in doc["arrays"].get(name, {}).items():
+                with pa.OSFile(str(path / array_file), "rb") as source:
+                    arrays[key] = pa.ipc.open_file(source).read_all().column("v").combine_chunks()
+            fs.states[name] = FeatureState(params=params, arrays=arrays)
+        return fs
+
+
+def _column_numpy(table: pa.Table, name: str, source: str) -> np.ndarray:
+    if name not in table.column_names:
+        raise DataError(f"{source}: column {name!r} is missing; columns: {', '.join(table.column_names)}")
+    col = table.column(name)
+    if col.null_count:
+        row = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
+        raise DataError(f"{source}: column {name!r} has {col.null_count:,} nulls (first at row {row})")
+    return np.asarray(col.to_numpy())
+
+
+def _extra_numpy(table: pa.Table, name: str, source: str) -> np.ndarray:
+    """A pass-through column (group key, kept id) as NumPy; nulls stay None/NaN."""
+    if name not in table.column_names:
+        raise DataError(f"{source}: column {name!r} is missing; columns: {', '.join(table.column_names)}")
+    return np.asarray(table.column(name).to_numpy(zero_copy_only=False))

@@ -1,0 +1,46 @@
+"""Multi-layer perceptron with its config; reports `output_dim` so models can chain blocks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from recforge.models.layers.dropout import FastDropout
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+
+
+class MLPConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hidden: tuple[int, ...] = Field((256, 128, 64), min_length=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"
+    batch_norm: bool = False
+
+
+class MLP(nn.Module):
+    """[B, in_dim] -> [B, hidden[-1]] (or [B, out_dim] with a final linear layer)."""
+
+    def __init__(self, in_dim: int, config: MLPConfig, out_dim: int | None = None) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_dim
+        for size in config.hidden:
+            layers.append(nn.Linear(width, size))
+            if config.batch_norm:
+                layers.append(nn.BatchNorm1d(size))
+            layers.append(ACTIVATIONS[config.activation]())
+            if config.dropout > 0:
+                layers.append(FastDropout(config.dropout))
+            width = size
+        if out_dim is not None:
+            layers.append(nn.Linear(width, out_dim))
+            width = out_dim
+        self.net = nn.Sequential(*layers)
+        self.output_dim = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # type: ignore[no-any-return]

@@ -1,0 +1,144 @@
+"""The main jobs as thin compositions of library calls: samples -> features -> model -> train -> bundle."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+import yaml
+
+from recforge.bundle import Bundle, load_bundle, save_bundle
+from recforge.bundle.topk import distinct_rows, side_columns, top_items_for_user
+from recforge.config import PipelineConfig, build_config
+from recforge.data import SamplePaths, build_samples
+from recforge.data.readers import iter_batches, read_table
+from recforge.features import FeatureSet
+from recforge.models import build_model, model_options
+from recforge.train import BatchLoader, Trainer, TrainResult, evaluate
+from recforge.train.metrics import parse_metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    bundle: Path
+    metrics: dict[str, Any]
+    samples: SamplePaths
+    train: TrainResult
+
+
+def quickstart_config() -> dict[str, Any]:
+    """The embedded default pipeline (synthetic e-commerce world, DeepFM)."""
+    text = resources.files("recforge").joinpath("presets/quickstart.yaml").read_text()
+    return dict(yaml.safe_load(text))
+
+
+def check(cfg: PipelineConfig) -> None:
+    """Checks that need the registries (model block, metric names); run before any work starts."""
+    model_options(cfg.model)
+    parse_metrics(cfg.eval.metrics)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def group_keys(cfg: PipelineConfig) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(m.key for m in parse_metrics(cfg.eval.metrics) if m.key))
+
+
+def train(
+    cfg: PipelineConfig, out_dir: str | Path, *, resume: bool = False, warm_start: str | Path | None = None
+) -> RunResult:
+    """Build samples, fit features (or reuse a warm-start bundle's), train, evaluate, export a bundle."""
+    check(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.train.seed)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
+    samples = build_samples(cfg.data, out / "samples")
+    features, parent = _features(cfg, out, samples, resume, warm_start)
+    model = build_model(features.schema(), cfg.model)
+    if warm_start is not None and not resume:
+        model.load_state_dict(load_bundle(warm_start).model.state_dict())
+    keys = group_keys(cfg)
+
+    def loader(path: str, shuffle: bool, batch_size: int) -> BatchLoader:
+        return BatchLoader(
+            path, features, batch_size, read_rows=cfg.data.read_rows, shuffle=shuffle, mode=cfg.train.cache,
+            shuffle_buffer=cfg.train.shuffle_buffer, seed=cfg.train.seed, extras=keys if not shuffle else (),
+        )
+
+    train_loader = loader(samples.train, True, cfg.train.batch_size)
+    valid_loader = loader(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
+    result = Trainer(model, cfg, out).fit(train_loader, valid_loader, resume=resume)
+    specs = parse_metrics(cfg.eval.metrics)
+    test = evaluate(model, loader(samples.test, False, cfg.eval.batch_size), specs, cfg.data.label) if samples.test else {}
+    report = train_loader.report.summary()
+    if report:
+        log.warning("training values mapped to defaults (missing / out of vocabulary / truncated): %s", report)
+    metrics = {
+        "valid": result.best or (result.history[-1] if result.history else {}),
+        "test": test,
+        "train": {"samples_per_s": result.samples_per_s, "steps": result.steps, "epochs": result.epochs,
+                  "best_step": result.best_step, "rows": samples.counts.get("train", 0)},
+        "defaults": report,
+    }
+    bundle = save_bundle(out / "bundle", cfg, features, model, metrics, parent=parent)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return RunResult(out, bundle, metrics, samples, result)
+
+
+def _features(
+    cfg: PipelineConfig, out: Path, samples: SamplePaths, resume: bool, warm_start: str | Path | None
+) -> tuple[FeatureSet, str | None]:
+    """Fitted features: reused on resume / warm start (so embedding rows keep their meaning), else fitted."""
+    saved = out / "features"
+    if resume and saved.exists():
+        return FeatureSet.load(saved), None
+    if warm_start is not None:
+        parent = load_bundle(warm_start)
+        parent.features.save(saved)
+        return parent.features, parent.version
+    features = FeatureSet.from_config(cfg)
+    features.fit(iter_batches(samples.train, columns=features.input_columns(), batch_rows=cfg.data.read_rows))
+    features.save(saved)
+    return features, None
+
+
+def demo_recommendations(bundle: Bundle, samples: SamplePaths, n_users: int = 3, k: int = 5) -> dict[str, pa.Table]:
+    """Top-k items for the first few test users, scored against every item seen in training."""
+    item_cols = side_columns(bundle, "item")
+    user_cols = [c for c in side_columns(bundle, "user") + side_columns(bundle, "context") if c not in item_cols]
+    item_key = next(c for c in item_cols if "item" in c) if item_cols else None
+    if item_key is None or not user_cols:
+        return {}
+    items = distinct_rows(read_table(samples.train, columns=item_cols), item_key)
+    users = distinct_rows(read_table(samples.test or samples.train, columns=user_cols), user_cols[0])
+    return {
+        str(users[user_cols[0]][i].as_py()): top_items_for_user(bundle, users.slice(i, 1), items, k)
+        for i in range(min(n_users, users.num_rows))
+    }
+
+
+def quickstart(out_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunResult:
+    """The main job on embedded defaults: synthetic world -> DeepFM -> bundle."""
+    cfg = build_config(quickstart_config(), overrides, file="<quickstart preset>")
+    return train(cfg, out_dir)
+
+
+__all__ = ["RunResult", "check", "demo_recommendations", "quickstart", "quickstart_config", "train"]

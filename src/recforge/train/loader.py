@@ -1,0 +1,130 @@
+"""Mini-batches for training and evaluation: transformed in a background thread, shuffled, streamed.
+
+`memory` keeps every transformed chunk in RAM (fast epochs on data that fits); `stream` re-reads
+the file each epoch and shuffles within a buffer of record batches, so a file larger than RAM trains.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from recforge.batch import Batch
+from recforge.data.readers import count_rows, iter_batches
+from recforge.features import FeatureSet, TransformReport
+
+log = logging.getLogger(__name__)
+AUTO_MEMORY_ROWS = 5_000_000
+_DONE = object()
+
+
+def background(make: Callable[[], Iterator[Batch]], depth: int = 4) -> Iterator[Batch]:
+    """Run an iterator in a thread (Arrow and NumPy release the GIL) and hand items over a queue."""
+    items: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in make():
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            items.put(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+
+
+@dataclass
+class BatchLoader:
+    """Transformed mini-batches of one Parquet/CSV file for a fitted FeatureSet."""
+
+    path: str
+    features: FeatureSet
+    batch_size: int
+    read_rows: int = 65_536
+    shuffle: bool = True
+    mode: str = "auto"  # auto | memory | stream
+    shuffle_buffer: int = 8
+    seed: int = 0
+    extras: tuple[str, ...] = ()
+    labels: bool = True
+    report: TransformReport = field(default_factory=TransformReport)
+    _cache: Batch | None = None
+    _epoch: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode == "auto":
+            rows = count_rows(self.path)
+            self.mode = "memory" if rows is not None and rows <= AUTO_MEMORY_ROWS else "stream"
+        self.columns = self.features.input_columns() + list(self.features.labels)
+        if self.features.weight:
+            self.columns.append(self.features.weight)
+        self.columns += [c for c in self.extras if c not in self.columns]
+
+    def chunks(self) -> Iterator[Batch]:
+        """Each record batch of the file, transformed (one pass)."""
+        for record_batch in iter_batches(self.path, columns=self.columns, batch_rows=self.read_rows):
+            yield self.features.transform(
+                record_batch, report=self.report, labels=self.labels, extras=self.extras, source=self.path
+            )
+
+    def __iter__(self) -> Iterator[Batch]:
+        self._epoch += 1
+        generator = torch.Generator().manual_seed(self.seed + self._epoch)
+        if self.mode == "memory":
+            if self._cache is None:
+                self._cache = Batch.concat(list(background(self.chunks)))
+            yield from self._split(self._cache, generator)
+            return
+        yield from background(lambda: self._stream(generator))
+
+    def _split(self, data: Batch, generator: torch.Generator) -> Iterator[Batch]:
+        if self.shuffle:
+            data = data.index(torch.randperm(data.size, generator=generator))
+        for start in range(0, data.size, self.batch_size):
+            yield data.index(slice(start, start + self.batch_size))
+
+    def _stream(self, generator: torch.Generator) -> Iterator[Batch]:
+        buffer: list[Batch] = []
+        for chunk in self.chunks():
+            buffer.append(chunk)
+            if len(buffer) >= self.shuffle_buffer:
+                mixed = self._mix(buffer, generator)
+                full = (mixed.size // self.batch_size) * self.batch_size
+                for start in range(0, full, self.batch_size):
+                    yield mixed.index(slice(start, start + self.batch_size))
+                rest = mixed.index(slice(full, mixed.size))
+                buffer = [rest] if rest.size else []
+        if buffer:
+            mixed = self._mix(buffer, generator)
+            for start in range(0, mixed.size, self.batch_size):
+                yield mixed.index(slice(start, start + self.batch_size))
+
+    def _mix(self, buffer: list[Batch], generator: torch.Generator) -> Batch:
+        mixed = Batch.concat(buffer) if len(buffer) > 1 else buffer[0]
+        if self.shuffle:
+            mixed = mixed.index(torch.randperm(mixed.size, generator=generator))
+        return mixed

@@ -1,0 +1,235 @@
+"""The training loop: BCE on logits, evaluation every N steps or epoch, early stop, checkpoints, best model."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from recforge.batch import Batch
+from recforge.config.schema import PipelineConfig
+from recforge.train.metrics import MetricSpec, compute, parse_metrics
+from recforge.train.optim import build_optimizers
+from recforge.state_io import load_state, save_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    best: dict[str, float]  # valid metrics of the exported model
+    best_step: int
+    steps: int
+    epochs: int
+    samples_per_s: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on CPU (AVX-512 bf16 kernels) or nothing for fp32."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def predict_logits(model: nn.Module, batches: Iterable[Batch], precision: str = "fp32") -> Iterator[tuple[Batch, np.ndarray]]:
+    """(batch, float64 logits) per batch, in eval mode without gradients."""
+    model.eval()
+    with torch.inference_mode(), autocast(precision):
+        for batch in batches:
+            yield batch, model(batch).float().numpy().astype(np.float64)
+
+
+def evaluate(model: nn.Module, batches: Iterable[Batch], specs: list[MetricSpec], label: str, precision: str = "fp32") -> dict[str, float]:
+    """Metrics over all batches (scores gathered, then computed once)."""
+    labels, logits, keys = [], [], {}
+    for batch, out in predict_logits(model, batches, precision):
+        labels.append(batch.labels[label].numpy())
+        logits.append(out)
+        for name, values in batch.extras.items():
+            keys.setdefault(name, []).append(values)
+    if not labels:
+        return {}
+    return compute(
+        specs, np.concatenate(labels), np.concatenate(logits), {k: np.concatenate(v) for k, v in keys.items()}
+    )
+
+
+class Trainer:
+    """Owns the loop, the optimizers and checkpoints; the model owns only its forward pass."""
+
+    def __init__(self, model: nn.Module, cfg: PipelineConfig, out_dir: Path) -> None:
+        self.model = model
+        self.cfg = cfg
+        self.out_dir = out_dir
+        self.specs = parse_metrics(cfg.eval.metrics)
+        self.label = cfg.data.label
+        self.optimizers = build_optimizers(model, cfg.train.optimizer)
+        self.step_fn = torch.compile(self._forward_loss) if cfg.train.compile else self._forward_loss
+        self.epoch = 0
+        self.step = 0
+        self.best: dict[str, float] = {}
+        self.best_step = -1
+        self.bad_evals = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.history: list[dict[str, Any]] = []
+        self.writer = _tensorboard(out_dir / "tensorboard")
+
+    # ------------------------------------------------------------- steps
+    def _forward_loss(self, batch: Batch) -> torch.Tensor:
+        with autocast(self.cfg.train.precision):
+            logits = self.model(batch)
+        loss = nn.functional.binary_cross_entropy_with_logits(
+            logits.float(), batch.labels[self.label], weight=batch.weights
+        )
+        return loss
+
+    def train_step(self, batch: Batch) -> float:
+        self.model.train()
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss = self.step_fn(batch)
+        loss.backward()
+        for opt in self.optimizers:
+            opt.step()
+        self.step += 1
+        return float(loss.detach())
+
+    # --------------------------------------------------------------- fit
+    def fit(self, train: Iterable[Batch], valid: Iterable[Batch] | None, resume: bool = False) -> TrainResult:
+        """Epochs over `train`, evaluating on `valid`; returns with the exported (best or last) weights loaded."""
+        tcfg = self.cfg.train
+        if resume:
+            self.load_checkpoint()
+        stop_metric = tcfg.early_stop.metric if tcfg.early_stop else None
+        trained, train_time = 0, 0.0
+        stopped = False
+        bar = tqdm(
+            desc="train", unit=" rows", unit_scale=True, disable=not (tcfg.progress and sys.stderr.isatty()), leave=False
+        )
+        while self.epoch < tcfg.epochs and not stopped:
+            self.epoch += 1
+            loss_sum, loss_n, started = 0.0, 0, time.perf_counter()
+            for batch in train:
+                t0 = time.perf_counter()
+                loss = self.train_step(batch)
+                train_time += time.perf_counter() - t0
+                trained += batch.size
+                loss_sum += loss * batch.size
+                loss_n += batch.size
+                bar.update(batch.size)
+                if self.step % 20 == 0:
+                    bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}", rows_s=f"{trained / max(train_time, 1e-9):,.0f}")
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"loss is {loss} at step {self.step}; lower train.optimizer.lr")
+                if tcfg.eval_every and self.step % tcfg.eval_every == 0 and valid is not None:
+                    stopped = self._eval_and_track(valid, stop_metric, loss_sum / max(loss_n, 1))
+                    if stopped:
+                        break
+                if tcfg.max_steps and self.step >= tcfg.max_steps:
+                    stopped = True
+                    break
+            log.info("epoch %d: %d rows in %.1fs", self.epoch, loss_n, time.perf_counter() - started)
+            if valid is not None and not (tcfg.eval_every and self.step % tcfg.eval_every == 0) and not stopped:
+                stopped = self._eval_and_track(valid, stop_metric, loss_sum / max(loss_n, 1))
+            elif valid is None:
+                self._record({"epoch": self.epoch, "step": self.step, "train_loss": loss_sum / max(loss_n, 1)})
+            self.save_checkpoint()
+        bar.close()
+        if tcfg.export == "best" and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        rate = trained / train_time if train_time else 0.0
+        return TrainResult(self.best, self.best_step, self.step, self.epoch, rate, self.history)
+
+    def _eval_and_track(self, valid: Iterable[Batch], stop_metric: str | None, train_loss: float) -> bool:
+        metrics = evaluate(self.model, valid, self.specs, self.label, self.cfg.train.precision)
+        self._record({"epoch": self.epoch, "step": self.step, "train_loss": train_loss, **{f"valid_{k}": v for k, v in metrics.items()}})
+        key = stop_metric or self.specs[0].name
+        spec = next(s for s in self.specs if s.name == key)
+        value = metrics.get(key, float("nan"))
+        better = not self.best or (
+            value > self.best[key] if spec.higher_is_better else value < self.best[key]
+        )
+        if better and math.isfinite(value):
+            self.best, self.best_step, self.bad_evals = metrics, self.step, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            return False
+        self.bad_evals += 1
+        patience = self.cfg.train.early_stop.patience if self.cfg.train.early_stop else None
+        if patience is not None and self.bad_evals >= patience:
+            log.info("early stop at step %d: %s did not improve for %d evals", self.step, key, self.bad_evals)
+            return True
+        return False
+
+    def _record(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        log.info("eval %s", json.dumps(row))
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with (self.out_dir / "evals.jsonl").open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            for k, v in row.items():
+                if k not in ("epoch", "step") and isinstance(v, float):
+                    self.writer.add_scalar(k, v, self.step)
+            self.writer.flush()
+
+    # -------------------------------------------------------- checkpoint
+    def save_checkpoint(self) -> None:
+        """model + optimizers + loop counters + best weights, written then renamed into place."""
+        directory = self.out_dir / "checkpoint"
+        tmp = self.out_dir / "checkpoint.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        save_state(self.model.state_dict(), tmp / "model")
+        save_state([opt.state_dict() for opt in self.optimizers], tmp / "optimizers")
+        if self.best_state is not None:
+            save_state(self.best_state, tmp / "best")
+        (tmp / "trainer.json").write_text(
+            json.dumps({"epoch": self.epoch, "step": self.step, "best": self.best, "best_step": self.best_step,
+                        "bad_evals": self.bad_evals})
+        )
+        if directory.exists():
+            old = self.out_dir / "checkpoint.old"
+            directory.rename(old)
+            tmp.rename(directory)
+            _rmtree(old)
+        else:
+            tmp.rename(directory)
+
+    def load_checkpoint(self) -> None:
+        directory = self.out_dir / "checkpoint"
+        counters = json.loads((directory / "trainer.json").read_text())
+        self.model.load_state_dict(load_state(directory / "model"))
+        for opt, state in zip(self.optimizers, load_state(directory / "optimizers"), strict=True):
+            opt.load_state_dict(state)
+        if (directory / "best.json").exists():
+            self.best_state = load_state(directory / "best")
+        self.epoch, self.step = counters["epoch"], counters["step"]
+        self.best, self.best_step, self.bad_evals = counters["best"], counters["best_step"], counters["bad_evals"]
+        log.info("resumed from %s at epoch %d, step %d", directory, self.epoch, self.step)
+
+
+def _rmtree(path: Path) -> None:
+    for child in path.iterdir():
+        child.unlink()
+    path.rmdir()
+
+
+def _tensorboard(path: Path) -> Any:
+    """A SummaryWriter when tensorboard is installed, else None (scalars still go to evals.jsonl)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(path))
