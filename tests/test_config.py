@@ -32,10 +32,12 @@ def test_unknown_feature_kind_names_the_allowed_kinds() -> None:
 
 
 def test_overrides_by_dotted_path_and_index() -> None:
-    cfg = build_config(BASE, ["train.optimizer.lr=0.05", "features[1].boundaries=[1, 2]", "model.name=fm", "train.compile=true"])
+    cfg = build_config(
+        BASE, ["train.optimizer.lr=0.05", "features[1].boundaries=[1, 2]", "model.name=fm", "train.compile=true"]
+    )
     assert cfg.train.optimizer.lr == 0.05 and cfg.features[1].boundaries == [1, 2]  # type: ignore[union-attr]
     assert cfg.model.name == "fm" and cfg.train.compile is True
-    with pytest.raises(ConfigError, match="dotted.path=value"):
+    with pytest.raises(ConfigError, match=r"dotted\.path=value"):
         build_config(BASE, ["train.lr"])
 
 
@@ -45,7 +47,7 @@ def test_cross_field_references_are_checked() -> None:
         build_config(bad)
     with pytest.raises(ConfigError, match="used twice"):
         build_config({"features": [{"name": "a", "kind": "id"}, {"name": "a", "kind": "id"}]})
-    with pytest.raises(ConfigError, match="data.path"):
+    with pytest.raises(ConfigError, match=r"data\.path"):
         build_config({**BASE, "data": {"source": "movielens"}})
 
 

@@ -64,9 +64,10 @@ class Batch:
             values = torch.cat([torch.nn.functional.pad(p.values, (0, width - p.values.shape[1])) for p in parts])
             if parts[0].weights is None:
                 return Bag(values)
-            weights = torch.cat(
-                [torch.nn.functional.pad(p.weights, (0, width - p.weights.shape[1])) for p in parts]  # type: ignore[arg-type]
-            )
+            padded = [
+                torch.nn.functional.pad(w, (0, width - w.shape[1])) for w in (p.weights for p in parts) if w is not None
+            ]
+            weights = torch.cat(padded)
             return Bag(values, weights)
 
         return Batch(

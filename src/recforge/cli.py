@@ -33,7 +33,9 @@ def _print_metrics(metrics: dict[str, object]) -> None:
     for split in ("valid", "test"):
         values = metrics.get(split) or {}
         assert isinstance(values, dict)
-        shown = "  ".join(f"{k}={v:.4f}" for k, v in values.items() if isinstance(v, float) and "loss" not in k or k == "logloss")
+        shown = "  ".join(
+            f"{k}={v:.4f}" for k, v in values.items() if (isinstance(v, float) and "loss" not in k) or k == "logloss"
+        )
         typer.echo(f"{split:>5}: {shown}")
     train = metrics.get("train")
     if isinstance(train, dict):
@@ -54,7 +56,9 @@ def quickstart(
     _print_metrics(result.metrics)
     bundle = load_bundle(result.bundle)
     for user, table in pipeline.demo_recommendations(bundle, result.samples).items():
-        items = ", ".join(f"{i}({s:.3f})" for i, s in zip(table["item_id"].to_pylist(), table["score"].to_pylist(), strict=True))
+        items = ", ".join(
+            f"{i}({s:.3f})" for i, s in zip(table["item_id"].to_pylist(), table["score"].to_pylist(), strict=True)
+        )
         typer.echo(f"top items for user {user}: {items}")
     typer.echo(f"bundle: {result.bundle}\nmetrics: {result.out_dir / 'metrics.json'}")
 

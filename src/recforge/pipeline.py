@@ -79,23 +79,37 @@ def train(
 
     def loader(path: str, shuffle: bool, batch_size: int) -> BatchLoader:
         return BatchLoader(
-            path, features, batch_size, read_rows=cfg.data.read_rows, shuffle=shuffle, mode=cfg.train.cache,
-            shuffle_buffer=cfg.train.shuffle_buffer, seed=cfg.train.seed, extras=keys if not shuffle else (),
+            path,
+            features,
+            batch_size,
+            read_rows=cfg.data.read_rows,
+            shuffle=shuffle,
+            mode=cfg.train.cache,
+            shuffle_buffer=cfg.train.shuffle_buffer,
+            seed=cfg.train.seed,
+            extras=keys if not shuffle else (),
         )
 
     train_loader = loader(samples.train, True, cfg.train.batch_size)
     valid_loader = loader(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
     result = Trainer(model, cfg, out).fit(train_loader, valid_loader, resume=resume)
     specs = parse_metrics(cfg.eval.metrics)
-    test = evaluate(model, loader(samples.test, False, cfg.eval.batch_size), specs, cfg.data.label) if samples.test else {}
+    test = (
+        evaluate(model, loader(samples.test, False, cfg.eval.batch_size), specs, cfg.data.label) if samples.test else {}
+    )
     report = train_loader.report.summary()
     if report:
         log.warning("training values mapped to defaults (missing / out of vocabulary / truncated): %s", report)
     metrics = {
         "valid": result.best or (result.history[-1] if result.history else {}),
         "test": test,
-        "train": {"samples_per_s": result.samples_per_s, "steps": result.steps, "epochs": result.epochs,
-                  "best_step": result.best_step, "rows": samples.counts.get("train", 0)},
+        "train": {
+            "samples_per_s": result.samples_per_s,
+            "steps": result.steps,
+            "epochs": result.epochs,
+            "best_step": result.best_step,
+            "rows": samples.counts.get("train", 0),
+        },
         "defaults": report,
     }
     bundle = save_bundle(out / "bundle", cfg, features, model, metrics, parent=parent)

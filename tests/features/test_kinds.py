@@ -65,7 +65,11 @@ def test_tag_from_string_with_weights_pads_and_truncates() -> None:
 
 def test_tag_from_list_column() -> None:
     fs = featureset({"name": "genre", "kind": "tag"}).fit([pa.table({"genre": [["a", "b"], ["b"]], "label": [0, 1]})])
-    assert fs.transform(pa.table({"genre": [["b", "x", "a"]], "label": [0]})).bags["genre"].values[0, :3].tolist() == [1, 0, 2]
+    assert fs.transform(pa.table({"genre": [["b", "x", "a"]], "label": [0]})).bags["genre"].values[0, :3].tolist() == [
+        1,
+        0,
+        2,
+    ]
 
 
 def test_sequence_shares_vocab_and_keeps_the_newest() -> None:
@@ -109,7 +113,9 @@ def test_save_load_roundtrip_gives_identical_batches(tmp_path) -> None:
         {"name": "age", "kind": "numeric", "n_buckets": 3},
         {"name": "genre", "kind": "tag", "sep": "|"},
     )
-    table = pa.table({"city": ["x", "y", "x", "z"], "age": [10, 20, 30, 40], "genre": ["a|b", "b", "c", ""], "label": [0, 1, 1, 0]})
+    table = pa.table(
+        {"city": ["x", "y", "x", "z"], "age": [10, 20, 30, 40], "genre": ["a|b", "b", "c", ""], "label": [0, 1, 1, 0]}
+    )
     fs.fit([table]).save(tmp_path)
     a, b = fs.transform(table), FeatureSet.load(tmp_path).transform(table)
     assert torch.equal(a.ids, b.ids) and torch.equal(a.bags["genre"].values, b.bags["genre"].values)
@@ -119,7 +125,7 @@ def test_labels_must_be_zero_or_one_and_errors_name_the_row() -> None:
     fs = featureset({"name": "city", "kind": "id"}).fit([pa.table({"city": ["a"], "label": [1]})])
     with pytest.raises(DataError, match=r"row 1 has 4"):
         fs.transform(pa.table({"city": ["a", "b"], "label": [1, 4]}), source="x.parquet")
-    with pytest.raises(DataError, match="column 'city' .* does not have|does not have"):
+    with pytest.raises(DataError, match=r"does not have"):
         fs.transform(pa.table({"town": ["a"], "label": [1]}))
 
 

@@ -56,7 +56,9 @@ def check_output_shape(name: str, schema: InputSchema, batch: Batch) -> None:
 
 
 def check_seed_determinism(name: str, schema: InputSchema, batch: Batch) -> None:
-    torch.testing.assert_close(build(name, schema, 3).eval()(batch), build(name, schema, 3).eval()(batch), rtol=0, atol=0)
+    torch.testing.assert_close(
+        build(name, schema, 3).eval()(batch), build(name, schema, 3).eval()(batch), rtol=0, atol=0
+    )
 
 
 def check_weights_roundtrip(name: str, schema: InputSchema, batch: Batch, tmp: Path) -> None:

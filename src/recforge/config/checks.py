@@ -13,17 +13,29 @@ def check_references(cfg: PipelineConfig, file: str = "") -> None:
     kinds: dict[str, str] = {}
     for i, f in enumerate(cfg.features):
         if f.name in kinds:
-            raise ConfigError(f"features[{i}]", f"name {f.name!r} is used twice", fix="give each feature its own name", file=file)
+            raise ConfigError(
+                f"features[{i}]", f"name {f.name!r} is used twice", fix="give each feature its own name", file=file
+            )
         kinds[f.name] = f.kind
     ids = sorted(n for n, k in kinds.items() if k == "id")
     for i, f in enumerate(cfg.features):
         where = f"features[{i}] ({f.name})"
         if f.kind == "sequence" and kinds.get(f.of) != "id":
-            raise ConfigError(where, f"'of: {f.of}' must name an id feature", fix=f"use one of {', '.join(ids) or '(none)'}", file=file)
+            raise ConfigError(
+                where,
+                f"'of: {f.of}' must name an id feature",
+                fix=f"use one of {', '.join(ids) or '(none)'}",
+                file=file,
+            )
         if f.kind == "sequence":
             of = next(c for c in cfg.features if c.name == f.of)
             if of.kind == "id" and of.hash_buckets is None and f.dim not in (None, of.dim):
-                raise ConfigError(where, f"dim {f.dim} differs from {f.of}'s; a sequence shares its table", fix="drop `dim:` here", file=file)
+                raise ConfigError(
+                    where,
+                    f"dim {f.dim} differs from {f.of}'s; a sequence shares its table",
+                    fix="drop `dim:` here",
+                    file=file,
+                )
         if f.kind == "cross":
             for name in f.inputs:
                 if kinds.get(name) not in CROSSABLE:
@@ -36,9 +48,13 @@ def check_references(cfg: PipelineConfig, file: str = "") -> None:
             if sum(kinds[n] == "tag" for n in f.inputs) > 1:
                 raise ConfigError(where, "at most one input of a cross may be a tag feature", file=file)
         if f.source == cfg.data.label:
-            raise ConfigError(where, f"reads the label column {cfg.data.label!r}", fix="a label cannot be a feature", file=file)
+            raise ConfigError(
+                where, f"reads the label column {cfg.data.label!r}", fix="a label cannot be a feature", file=file
+            )
     if cfg.data.source == "samples" and not cfg.data.train:
-        raise ConfigError("data.train", "source 'samples' needs a train file", fix="set data.train (and data.valid)", file=file)
+        raise ConfigError(
+            "data.train", "source 'samples' needs a train file", fix="set data.train (and data.valid)", file=file
+        )
     if cfg.data.source in ("movielens", "criteo") and not cfg.data.path:
         raise ConfigError("data.path", f"source {cfg.data.source!r} needs a path", fix="--set data.path=DIR", file=file)
     if cfg.data.source == "tables" and cfg.data.tables is None:
@@ -47,5 +63,8 @@ def check_references(cfg: PipelineConfig, file: str = "") -> None:
         metric = cfg.train.early_stop.metric
         if metric not in cfg.eval.metrics:
             raise ConfigError(
-                "train.early_stop.metric", f"{metric!r} is not computed", fix=f"use one of eval.metrics: {', '.join(cfg.eval.metrics)}", file=file
+                "train.early_stop.metric",
+                f"{metric!r} is not computed",
+                fix=f"use one of eval.metrics: {', '.join(cfg.eval.metrics)}",
+                file=file,
             )

@@ -68,9 +68,7 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
                 node[part] = [] if isinstance(nxt, int) else {}
             node = node[part]
     last = parts[-1]
-    if isinstance(last, int):
-        node[last] = parse_value(raw)
-    elif isinstance(node, dict):
+    if isinstance(last, int) or isinstance(node, dict):
         node[last] = parse_value(raw)
     else:
         raise ConfigError(key, "cannot set a key on a non-mapping value")

@@ -50,6 +50,7 @@ class EmbeddingCollection(nn.Module):
         else:
             self.tables = nn.ModuleDict({t.name: build_table(t, self.dims[t.name]) for t in schema.tables})
         id_offsets = [offsets.get(f.table or "", 0) for f in schema.id_fields]
+        self.id_offsets: torch.Tensor
         self.register_buffer("id_offsets", torch.tensor(id_offsets, dtype=torch.int64), persistent=False)
         dense_dim = dim or (schema.dense_fields[0].dim if schema.dense_fields else 1)
         self.dense_vectors = nn.Parameter(init_rows(len(schema.dense_fields), dense_dim))

@@ -77,7 +77,7 @@ def as_list(values: pa.Array, sep: str | None, feature: str) -> pa.Array:
         if sep is None:
             raise DataError(
                 f"feature {feature!r}: the column holds strings but no `sep:` is configured",
-                )
+            )
         parts = pc.split_pattern(pc.utf8_trim_whitespace(values), sep)
         return parts
     raise DataError(f"feature {feature!r}: expected a list or string column, got {values.type}")

@@ -81,10 +81,10 @@ class Feature(ABC, Generic[C]):
         """Input columns this feature reads."""
         return [self.source]
 
-    def fit_begin(self) -> None:  # noqa: B027 - most kinds keep no fit accumulator
+    def fit_begin(self) -> None:
         """Reset fit accumulators."""
 
-    def fit_update(self, table: pa.Table, features: dict[str, Feature[Any]]) -> None:  # noqa: B027
+    def fit_update(self, table: pa.Table, features: dict[str, Feature[Any]]) -> None:
         """See one training batch."""
 
     def fit_end(self) -> FeatureState:

@@ -176,7 +176,12 @@ class TagFeature(Feature[TagFeatureConfig]):
 
     def field_spec(self, state: FeatureState) -> FieldSpec:
         return FieldSpec(
-            self.name, "bag", self.side, table=self.name, dim=self.dim, max_len=self.config.max_len,
+            self.name,
+            "bag",
+            self.side,
+            table=self.name,
+            dim=self.dim,
+            max_len=self.config.max_len,
             pooling=self.config.pooling,
         )
 

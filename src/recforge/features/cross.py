@@ -32,7 +32,9 @@ def tokens_of(feature: Feature[Any], table: pa.Table, ctx: TransformContext) -> 
         keep = np.arange(n)
         return keep, hash_values(pa.array(ids))
     if feature.kind == "tag":
-        values, parents = flatten(as_list(column(table, feature.source, feature.name), feature.config.sep, feature.name))
+        values, parents = flatten(
+            as_list(column(table, feature.source, feature.name), feature.config.sep, feature.name)
+        )
         keep = np.asarray(pa.compute.is_valid(values).to_numpy(zero_copy_only=False))
         return parents[keep], hash_values(values)[keep]
     values = column(table, feature.source, feature.name)

@@ -190,7 +190,9 @@ class FeatureSet:
         bad = ~np.isfinite(values) | (values < 0)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{source}: weight column {self.weight!r} row {row} is {values[row].item()!r}; weights must be >= 0")
+            raise DataError(
+                f"{source}: weight column {self.weight!r} row {row} is {values[row].item()!r}; weights must be >= 0"
+            )
         return torch.from_numpy(values)
 
     # ------------------------------------------------------------ save/load
@@ -203,9 +205,10 @@ class FeatureSet:
         for name, state in self.states.items():
             for key, array in state.arrays.items():
                 file = f"feature.{name}.{key}.arrow"
-                with pa.OSFile(str(path / file), "wb") as sink, pa.ipc.new_file(
-                    sink, pa.schema([("v", array.type)])
-                ) as writer:
+                with (
+                    pa.OSFile(str(path / file), "wb") as sink,
+                    pa.ipc.new_file(sink, pa.schema([("v", array.type)])) as writer,
+                ):
                     writer.write_table(pa.table({"v": array}))
                 arrays.setdefault(name, {})[key] = file
         doc = {

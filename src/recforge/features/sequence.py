@@ -29,8 +29,14 @@ class SequenceFeature(Feature[SequenceFeatureConfig]):
 
     def field_spec(self, state: FeatureState) -> FieldSpec:
         return FieldSpec(
-            self.name, "bag", self.side, table=self.config.of, dim=self.dim, max_len=self.config.max_len,
-            pooling=self.config.pooling, sequence_of=self.config.of,
+            self.name,
+            "bag",
+            self.side,
+            table=self.config.of,
+            dim=self.dim,
+            max_len=self.config.max_len,
+            pooling=self.config.pooling,
+            sequence_of=self.config.of,
         )
 
     def fit_update(self, table: pa.Table, features: dict[str, Feature[Any]]) -> None:

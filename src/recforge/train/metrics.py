@@ -97,13 +97,17 @@ def parse_metrics(names: list[str]) -> list[MetricSpec]:
         kind, _, key = name.partition("@")
         if kind not in HIGHER_IS_BETTER or (kind == "gauc") != bool(key):
             raise ConfigError(
-                f"eval.metrics[{i}]", f"unknown metric {name!r}", fix="use auc, logloss or gauc@COLUMN (e.g. gauc@user_id)"
+                f"eval.metrics[{i}]",
+                f"unknown metric {name!r}",
+                fix="use auc, logloss or gauc@COLUMN (e.g. gauc@user_id)",
             )
         specs.append(MetricSpec(name, kind, key or None))
     return specs
 
 
-def compute(specs: list[MetricSpec], labels: np.ndarray, logits: np.ndarray, keys: dict[str, np.ndarray]) -> dict[str, float]:
+def compute(
+    specs: list[MetricSpec], labels: np.ndarray, logits: np.ndarray, keys: dict[str, np.ndarray]
+) -> dict[str, float]:
     """Every metric in `specs` from labels, logits and the group-key columns they need."""
     probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
     fns: dict[str, Callable[[MetricSpec], float]] = {

@@ -20,9 +20,9 @@ from tqdm import tqdm
 
 from recforge.batch import Batch
 from recforge.config.schema import PipelineConfig
+from recforge.state_io import load_state, save_state
 from recforge.train.metrics import MetricSpec, compute, parse_metrics
 from recforge.train.optim import build_optimizers
-from recforge.state_io import load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,9 @@ def autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def predict_logits(model: nn.Module, batches: Iterable[Batch], precision: str = "fp32") -> Iterator[tuple[Batch, np.ndarray]]:
+def predict_logits(
+    model: nn.Module, batches: Iterable[Batch], precision: str = "fp32"
+) -> Iterator[tuple[Batch, np.ndarray]]:
     """(batch, float64 logits) per batch, in eval mode without gradients."""
     model.eval()
     with torch.inference_mode(), autocast(precision):
@@ -52,9 +54,13 @@ def predict_logits(model: nn.Module, batches: Iterable[Batch], precision: str = 
             yield batch, model(batch).float().numpy().astype(np.float64)
 
 
-def evaluate(model: nn.Module, batches: Iterable[Batch], specs: list[MetricSpec], label: str, precision: str = "fp32") -> dict[str, float]:
+def evaluate(
+    model: nn.Module, batches: Iterable[Batch], specs: list[MetricSpec], label: str, precision: str = "fp32"
+) -> dict[str, float]:
     """Metrics over all batches (scores gathered, then computed once)."""
-    labels, logits, keys = [], [], {}
+    labels: list[np.ndarray] = []
+    logits: list[np.ndarray] = []
+    keys: dict[str, list[np.ndarray]] = {}
     for batch, out in predict_logits(model, batches, precision):
         labels.append(batch.labels[label].numpy())
         logits.append(out)
@@ -117,7 +123,11 @@ class Trainer:
         trained, train_time = 0, 0.0
         stopped = False
         bar = tqdm(
-            desc="train", unit=" rows", unit_scale=True, disable=not (tcfg.progress and sys.stderr.isatty()), leave=False
+            desc="train",
+            unit=" rows",
+            unit_scale=True,
+            disable=not (tcfg.progress and sys.stderr.isatty()),
+            leave=False,
         )
         while self.epoch < tcfg.epochs and not stopped:
             self.epoch += 1
@@ -131,7 +141,9 @@ class Trainer:
                 loss_n += batch.size
                 bar.update(batch.size)
                 if self.step % 20 == 0:
-                    bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}", rows_s=f"{trained / max(train_time, 1e-9):,.0f}")
+                    bar.set_postfix(
+                        epoch=self.epoch, loss=f"{loss:.4f}", rows_s=f"{trained / max(train_time, 1e-9):,.0f}"
+                    )
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss} at step {self.step}; lower train.optimizer.lr")
                 if tcfg.eval_every and self.step % tcfg.eval_every == 0 and valid is not None:
@@ -155,13 +167,18 @@ class Trainer:
 
     def _eval_and_track(self, valid: Iterable[Batch], stop_metric: str | None, train_loss: float) -> bool:
         metrics = evaluate(self.model, valid, self.specs, self.label, self.cfg.train.precision)
-        self._record({"epoch": self.epoch, "step": self.step, "train_loss": train_loss, **{f"valid_{k}": v for k, v in metrics.items()}})
+        self._record(
+            {
+                "epoch": self.epoch,
+                "step": self.step,
+                "train_loss": train_loss,
+                **{f"valid_{k}": v for k, v in metrics.items()},
+            }
+        )
         key = stop_metric or self.specs[0].name
         spec = next(s for s in self.specs if s.name == key)
         value = metrics.get(key, float("nan"))
-        better = not self.best or (
-            value > self.best[key] if spec.higher_is_better else value < self.best[key]
-        )
+        better = not self.best or (value > self.best[key] if spec.higher_is_better else value < self.best[key])
         if better and math.isfinite(value):
             self.best, self.best_step, self.bad_evals = metrics, self.step, 0
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -196,8 +213,15 @@ class Trainer:
         if self.best_state is not None:
             save_state(self.best_state, tmp / "best")
         (tmp / "trainer.json").write_text(
-            json.dumps({"epoch": self.epoch, "step": self.step, "best": self.best, "best_step": self.best_step,
-                        "bad_evals": self.bad_evals})
+            json.dumps(
+                {
+                    "epoch": self.epoch,
+                    "step": self.step,
+                    "best": self.best,
+                    "best_step": self.best_step,
+                    "bad_evals": self.bad_evals,
+                }
+            )
         )
         if directory.exists():
             old = self.out_dir / "checkpoint.old"

@@ -43,8 +43,9 @@ class MultiTower(nn.Module):
         }
         for side in self.sides:
             self.register_buffer(f"cols_{side}", torch.tensor(columns[side], dtype=torch.int64), persistent=False)
-        self.towers = nn.ModuleDict({side: MLP(len(columns[side]), config.tower) for side in self.sides})
-        self.final = MLP(sum(t.output_dim for t in self.towers.values()), config.final, out_dim=1)
+        towers = {side: MLP(len(columns[side]), config.tower) for side in self.sides}
+        self.towers = nn.ModuleDict(towers)
+        self.final = MLP(sum(t.output_dim for t in towers.values()), config.final, out_dim=1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         flat = self.embeddings.flat(batch)

@@ -1,0 +1,221 @@
+"""A synthetic e-commerce world with a known click probability: the embedded default dataset.
+
+Users (age, gender, city tier, hidden interests) see items (category, brand, price) at a feed position.
+Each impression stores its true click probability `true_ctr`, so a model's AUC can be compared with the
+best achievable one (`oracle_auc`). The true logit is a sum of effects a feature-based ranking model can
+learn from user_id, item_id, age, gender, city_tier, category_id, brand_id, price and position:
+
+    logit = base + item quality (brand + item) + user bias + city tier
+          + affinity(age band x gender x category) + interest_user . vector_category
+          + price sensitivity(age band) x standardized log price + position bias
+
+`buy` and `fav` are drawn only for clicks. Everything is vectorized numpy from one seeded generator.
+At the SyntheticConfig() defaults (1M impressions): CTR 0.090, oracle AUC 0.760, about 1 s to generate.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from recforge.config.schema import SyntheticConfig
+from recforge.data.raw import RawTables
+
+log = logging.getLogger(__name__)
+
+AGE_BAND_EDGES = np.array([25, 35, 45, 55])  # -> 5 bands: <25, 25-34, 35-44, 45-54, 55+
+PRICE_SENSITIVITY = np.array([-0.55, -0.35, -0.15, -0.25, -0.45])  # per age band, per sd of log price
+CITY_TIER_EFFECT = np.array([0.15, 0.05, -0.05, -0.15])  # tiers 1..4
+TARGET_CTR = 0.09
+# Spread of each logit term. Shared terms (item, brand, demographics x category) are large and
+# per-user terms small, so ~800k rows suffice to learn most of the signal (a user has ~50 rows).
+SD_ITEM, SD_BRAND = 0.25, 0.4
+SD_USER_BIAS, SD_INTEREST = 0.15, 0.06
+SD_AFFINITY = (0.5, 0.5, 0.2)  # gender x category, age band x category, band x gender x category
+LATENT_DIM = 4
+N_POSITIONS = 20
+START_TS = 1_704_067_200  # 2024-01-01 00:00:00 UTC
+DAYS = 30
+HOUR_WEIGHTS = np.array(
+    [2, 1, 1, 1, 1, 1, 2, 4, 6, 6, 6, 6, 7, 7, 6, 6, 6, 7, 8, 10, 11, 10, 8, 5], dtype=float
+)  # more traffic in the evening
+
+
+@dataclass
+class _Users:
+    age: np.ndarray
+    band: np.ndarray
+    gender: np.ndarray  # 0 = F, 1 = M
+    tier: np.ndarray  # 0..3 (city tier 1..4)
+    activity: np.ndarray  # sampling weight
+    bias: np.ndarray
+    interest: np.ndarray  # [U, K]
+    buy_bias: np.ndarray
+
+
+@dataclass
+class _Items:
+    category: np.ndarray
+    brand: np.ndarray
+    price: np.ndarray
+    price_z: np.ndarray  # log price standardized over the catalog (what a price feature shows)
+    quality: np.ndarray  # brand + item effect on the logit
+    exposure: np.ndarray  # sampling weight (Zipf-like, correlated with quality)
+
+
+def _users(rng: np.random.Generator, n: int) -> _Users:
+    age = np.clip(np.round(16 + rng.gamma(4.0, 4.5, n)), 16, 75).astype(np.int64)
+    return _Users(
+        age=age,
+        band=np.searchsorted(AGE_BAND_EDGES, age, side="right"),
+        gender=(rng.random(n) < 0.45).astype(np.int64),
+        tier=rng.choice(4, size=n, p=[0.15, 0.30, 0.30, 0.25]),
+        activity=rng.lognormal(0.0, 1.0, n),
+        bias=rng.normal(0.0, SD_USER_BIAS, n),
+        interest=rng.normal(0.0, SD_INTEREST, (n, LATENT_DIM)),
+        buy_bias=rng.normal(0.0, 0.5, n),
+    )
+
+
+def _items(rng: np.random.Generator, n: int, n_categories: int) -> _Items:
+    cat_share = 1.0 / np.arange(1, n_categories + 1) ** 0.7
+    category = rng.choice(n_categories, size=n, p=cat_share / cat_share.sum())
+    # brands live inside one category; every category has at least one brand
+    n_brands = max(2 * n_categories, n // 25)
+    brand_cat = np.concatenate([np.arange(n_categories), rng.choice(n_categories, n_brands - n_categories)])
+    brand_cat.sort()
+    first = np.searchsorted(brand_cat, np.arange(n_categories))
+    count = np.bincount(brand_cat, minlength=n_categories)
+    brand = first[category] + (rng.random(n) * count[category]).astype(np.int64)
+    log_mu = rng.uniform(np.log(8.0), np.log(400.0), n_categories)
+    log_sd = 0.5
+    log_price = rng.normal(log_mu[category], log_sd)
+    quality = rng.normal(0.0, SD_BRAND, n_brands)[brand] + rng.normal(0.0, SD_ITEM, n)
+    # better items are shown more: exposure rank follows quality plus noise
+    rank = np.argsort(np.argsort(-(quality + rng.normal(0.0, 0.6, n))))
+    return _Items(
+        category=category,
+        brand=brand,
+        price=np.round(np.exp(log_price), 2),
+        price_z=(log_price - log_price.mean()) / log_price.std(),
+        quality=quality,
+        exposure=1.0 / (rank + 10.0) ** 1.1,
+    )
+
+
+def _timestamps(rng: np.random.Generator, n: int) -> np.ndarray:
+    day = rng.integers(0, DAYS, n)
+    hour = rng.choice(24, size=n, p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum())
+    return START_TS + day * 86_400 + hour * 3_600 + rng.integers(0, 3_600, n)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _calibrate(logit: np.ndarray, target: float) -> float:
+    """The intercept that makes the mean click probability equal `target` (a few Newton steps)."""
+    base = float(np.log(target / (1 - target)))
+    for _ in range(8):
+        p = _sigmoid(logit + base)
+        base -= (p.mean() - target) / max((p * (1 - p)).mean(), 1e-9)
+    return base
+
+
+def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
+    """Users, items and impressions (with `true_ctr`, `click`, `buy`, `fav`) for one seeded world."""
+    rng = np.random.default_rng(cfg.seed)
+    n_u, n_i, n_c, n = cfg.n_users, cfg.n_items, cfg.n_categories, cfg.n_impressions
+    users = _users(rng, n_u)
+    items = _items(rng, n_i, n_c)
+    cat_vec = rng.normal(0.0, 1.0, (n_c, LATENT_DIM))
+    affinity = (
+        rng.normal(0.0, SD_AFFINITY[0], (1, 2, n_c))
+        + rng.normal(0.0, SD_AFFINITY[1], (5, 1, n_c))
+        + rng.normal(0.0, SD_AFFINITY[2], (5, 2, n_c))
+    )
+    position_bias = -0.35 * np.log(np.arange(1, N_POSITIONS + 1))
+
+    u = rng.choice(n_u, size=n, p=users.activity / users.activity.sum())
+    i = rng.choice(n_i, size=n, p=items.exposure / items.exposure.sum())
+    pos = rng.choice(N_POSITIONS, size=n, p=_position_weights())
+    ts = _timestamps(rng, n)
+    c, band = items.category[i], users.band[u]
+    logit = (
+        items.quality[i]
+        + users.bias[u]
+        + CITY_TIER_EFFECT[users.tier[u]]
+        + affinity[band, users.gender[u], c]
+        + np.einsum("nk,nk->n", users.interest[u], cat_vec[c])
+        + PRICE_SENSITIVITY[band] * items.price_z[i]
+        + position_bias[pos]
+    )
+    ctr = _sigmoid(logit + _calibrate(logit, TARGET_CTR))
+    click = rng.random(n) < ctr
+    mean_log_price = np.log(items.price).mean()
+    p_buy = _sigmoid(-1.2 - 0.6 * (np.log(items.price[i]) - mean_log_price) + users.buy_bias[u])
+    buy = click & (rng.random(n) < p_buy)
+    fav = click & (rng.random(n) < _sigmoid(-1.8 + affinity[band, users.gender[u], c]))
+
+    order = np.argsort(ts, kind="stable")
+    impressions = pa.table(
+        {
+            "user_id": (u + 1)[order],
+            "item_id": (i + 1)[order],
+            "timestamp": ts[order],
+            "position": (pos + 1)[order],
+            "true_ctr": ctr[order],
+            "click": click[order].astype(np.int64),
+            "buy": buy[order].astype(np.int64),
+            "fav": fav[order].astype(np.int64),
+        }
+    )
+    user_table = pa.table(
+        {
+            "user_id": np.arange(1, n_u + 1),
+            "age": users.age,
+            "gender": pa.array(np.where(users.gender == 1, "M", "F"), pa.string()),
+            "city_tier": users.tier + 1,
+        }
+    )
+    item_table = pa.table(
+        {
+            "item_id": np.arange(1, n_i + 1),
+            "category_id": items.category + 1,
+            "brand_id": items.brand + 1,
+            "price": items.price,
+        }
+    )
+    log.info("synthetic world: %d users, %d items, %d impressions, ctr %.4f", n_u, n_i, n, click.mean())
+    return RawTables(behavior=impressions, users=user_table, items=item_table, origin=f"synthetic(seed={cfg.seed})")
+
+
+def _position_weights() -> np.ndarray:
+    w = 0.88 ** np.arange(N_POSITIONS)
+    return w / w.sum()
+
+
+def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC from ranks (ties get their average rank); NaN when only one class is present.
+
+    >>> rank_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.75
+    """
+    y = np.asarray(labels).astype(bool)
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    _, inverse, counts = np.unique(np.asarray(scores), return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)
+    avg_rank = upper - (counts - 1) / 2.0  # 1-based average rank of each distinct score
+    rank_sum = avg_rank[inverse][y].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def oracle_auc(table: pa.Table, label: str = "click", score: str = "true_ctr") -> float:
+    """AUC of the true click probability against the drawn clicks: the ceiling for any model on this data."""
+    return rank_auc(table[label].to_numpy(), table[score].to_numpy())

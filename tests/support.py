@@ -1,0 +1,33 @@
+"""Helpers the tests import: the repo root and a small synthetic pipeline config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small_synthetic(**train: Any) -> dict[str, Any]:
+    """A 2k-user synthetic world and DeepFM, small enough for a test to train in seconds."""
+    return {
+        "name": "small",
+        "data": {
+            "source": "synthetic",
+            "label": "click",
+            "synthetic": {"n_users": 2000, "n_items": 500, "n_categories": 10, "n_impressions": 60000, "seed": 1},
+        },
+        "embedding_dim": 8,
+        "features": [
+            {"name": "user_id", "kind": "id", "side": "user"},
+            {"name": "age", "kind": "numeric", "side": "user", "boundaries": [25, 35, 45, 55]},
+            {"name": "gender", "kind": "id", "side": "user"},
+            {"name": "item_id", "kind": "id", "side": "item"},
+            {"name": "category_id", "kind": "id", "side": "item"},
+            {"name": "price", "kind": "numeric", "side": "item", "n_buckets": 8},
+            {"name": "position", "kind": "id", "side": "context"},
+        ],
+        "model": {"name": "deepfm", "deep": {"hidden": [64, 32], "dropout": 0.0}},
+        "train": {"batch_size": 1024, "epochs": 2, "progress": False, **train},
+        "eval": {"metrics": ["auc", "logloss", "gauc@user_id"]},
+    }
