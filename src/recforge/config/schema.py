@@ -74,6 +74,9 @@ class OptimizerConfig(Strict):
     lr: float = Field(1e-3, gt=0)
     sparse_lr: float | None = Field(None, gt=0, description="Embedding lr; defaults to `lr`.")
     weight_decay: float = Field(0.0, ge=0)
+    embedding_l2: float = Field(
+        0.0, ge=0, description="L2 on the embedding rows a step reads (mean per sample); curbs id memorization."
+    )
 
 
 class EarlyStopConfig(Strict):

@@ -30,10 +30,12 @@ AGE_BAND_EDGES = np.array([25, 35, 45, 55])  # -> 5 bands: <25, 25-34, 35-44, 45
 PRICE_SENSITIVITY = np.array([-0.55, -0.35, -0.15, -0.25, -0.45])  # per age band, per sd of log price
 CITY_TIER_EFFECT = np.array([0.15, 0.05, -0.05, -0.15])  # tiers 1..4
 TARGET_CTR = 0.09
-# Spread of each logit term. Shared terms (item, brand, demographics x category) are large and
-# per-user terms small, so ~800k rows suffice to learn most of the signal (a user has ~50 rows).
-SD_ITEM, SD_BRAND = 0.25, 0.4
-SD_USER_BIAS, SD_INTEREST = 0.15, 0.06
+# Spread of each logit term. Most of the signal sits in shared, observable effects (brand, demographics x
+# category, price x age, position) so a ranking model can learn it from a few million rows; per-item and
+# per-user terms are small, as their estimates from ~100 rows each are mostly noise (measured: with
+# SD_ITEM 0.45 and SD_USER_BIAS 0.15 a DeepFM trailed the oracle by 0.03 AUC at 1M impressions).
+SD_ITEM, SD_BRAND = 0.1, 0.45
+SD_USER_BIAS, SD_INTEREST = 0.1, 0.04
 SD_AFFINITY = (0.5, 0.5, 0.2)  # gender x category, age band x category, band x gender x category
 LATENT_DIM = 4
 N_POSITIONS = 20

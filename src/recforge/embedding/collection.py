@@ -49,6 +49,8 @@ class EmbeddingCollection(nn.Module):
             self.sparse_grad = False
         else:
             self.tables = nn.ModuleDict({t.name: build_table(t, self.dims[t.name]) for t in schema.tables})
+        self.l2_tracking = False
+        self.penalty: torch.Tensor | float = 0.0
         id_offsets = [offsets.get(f.table or "", 0) for f in schema.id_fields]
         self.id_offsets: torch.Tensor
         self.register_buffer("id_offsets", torch.tensor(id_offsets, dtype=torch.int64), persistent=False)
@@ -73,14 +75,29 @@ class EmbeddingCollection(nn.Module):
         """Rows of one table for an int64 tensor of any shape -> [..., D]."""
         if self.fused:
             return self._gather(ids + self.table_offsets[table])
-        return self.tables[table](ids)
+        out = self.tables[table](ids)
+        self._track(out)
+        return out
 
     def _gather(self, rows: torch.Tensor) -> torch.Tensor:
         """Rows of the fused weight. index_select's backward (index_add) is ~2x faster on CPU than
         embedding_dense_backward; sparse optimizers need F.embedding's sparse gradient instead."""
         if self.sparse_grad:
-            return nn.functional.embedding(rows, self.weight, sparse=True)
-        return self.weight.index_select(0, rows.reshape(-1)).view(*rows.shape, self.weight.shape[1])
+            out = nn.functional.embedding(rows, self.weight, sparse=True)
+        else:
+            out = self.weight.index_select(0, rows.reshape(-1)).view(*rows.shape, self.weight.shape[1])
+        self._track(out)
+        return out
+
+    def _track(self, rows: torch.Tensor) -> None:
+        """Sum of squares of the rows a training step read (for `train.optimizer.embedding_l2`)."""
+        if self.training and self.l2_tracking:
+            self.penalty = self.penalty + rows.float().pow(2).sum()
+
+    def pop_penalty(self) -> torch.Tensor | float:
+        """The squared norm of the rows read since the last call; resets it."""
+        penalty, self.penalty = self.penalty, 0.0
+        return penalty
 
     def id_embeddings(self, ids: torch.Tensor) -> list[torch.Tensor]:
         """[B, F_id] -> list of [B, F_id, D] groups (one group when fused)."""
@@ -88,7 +105,10 @@ class EmbeddingCollection(nn.Module):
             return []
         if self.fused:
             return [self._gather(ids + self.id_offsets)]
-        return [self.tables[f.table or ""](ids[:, j]).unsqueeze(1) for j, f in enumerate(self.schema.id_fields)]
+        parts = [self.tables[f.table or ""](ids[:, j]).unsqueeze(1) for j, f in enumerate(self.schema.id_fields)]
+        for part in parts:
+            self._track(part)
+        return parts
 
     def bag_embeddings(self, batch: Batch) -> list[torch.Tensor]:
         """Each bag field pooled by its own pooling -> list of [B, 1, D]."""

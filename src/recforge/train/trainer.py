@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from recforge.batch import Batch
 from recforge.config.schema import PipelineConfig
+from recforge.embedding import EmbeddingCollection
 from recforge.state_io import load_state, save_state
 from recforge.train.metrics import MetricSpec, compute, parse_metrics
 from recforge.train.optim import build_optimizers
@@ -83,6 +84,9 @@ class Trainer:
         self.specs = parse_metrics(cfg.eval.metrics)
         self.label = cfg.data.label
         self.optimizers = build_optimizers(model, cfg.train.optimizer)
+        self.collections = [m for m in model.modules() if isinstance(m, EmbeddingCollection)]
+        for collection in self.collections:
+            collection.l2_tracking = cfg.train.optimizer.embedding_l2 > 0
         self.step_fn = torch.compile(self._forward_loss) if cfg.train.compile else self._forward_loss
         self.epoch = 0
         self.step = 0
@@ -100,6 +104,9 @@ class Trainer:
         loss = nn.functional.binary_cross_entropy_with_logits(
             logits.float(), batch.labels[self.label], weight=batch.weights
         )
+        l2 = self.cfg.train.optimizer.embedding_l2
+        if l2:
+            loss = loss + l2 * sum(c.pop_penalty() for c in self.collections) / batch.size
         return loss
 
     def train_step(self, batch: Batch) -> float:
