@@ -11,10 +11,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from support import REPO, small_synthetic
 
 from recforge.bundle import load_bundle, score_table
 from recforge.data import oracle_auc
+
+from support import REPO, small_synthetic
 
 
 def recforge(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from recforge.data import oracle_auc
+
 from support import REPO
 
 
