@@ -1,11 +1,15 @@
 """All field embeddings of an InputSchema, looked up in as few kernels as possible.
 
 Static tables of one dim are fused into a single weight with per-table row offsets, so the id
-fields of a batch are one gather ([B, F_id] -> [B, F_id, D]) instead of F small ones.
+fields of a batch are one gather ([B, F_id] -> [B, F_id, D]) instead of F small ones. With
+`linear=True` each row carries one extra column, the field's first-order (linear) weight, so
+FM-family models get their linear term from the same gather.
 Field order everywhere: id fields, then bag fields, then dense fields (InputSchema order within each).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -13,7 +17,7 @@ from torch import nn
 from recforge.batch import Bag, Batch
 from recforge.embedding.tables import StaticTable, build_table, init_rows
 from recforge.errors import ConfigError
-from recforge.schema import InputSchema
+from recforge.schema import FieldSpec, InputSchema
 
 
 def pool_bag(emb: torch.Tensor, bag: Bag, pooling: str) -> torch.Tensor:
@@ -28,16 +32,51 @@ def pool_bag(emb: torch.Tensor, bag: Bag, pooling: str) -> torch.Tensor:
     return total / count
 
 
-class EmbeddingCollection(nn.Module):
-    """Embeds every field of a batch; `dim` overrides all table dims (e.g. 1 for a linear term)."""
+@dataclass(frozen=True)
+class Embedded:
+    """One batch's field embeddings: `parts` of [B, F_i, D_i] and, when asked for, the linear term [B]."""
 
-    def __init__(self, schema: InputSchema, dim: int | None = None) -> None:
+    parts: list[torch.Tensor]
+    linear: torch.Tensor | None
+    fields: tuple[FieldSpec, ...]
+    dims: tuple[int, ...]
+
+    def stacked(self) -> torch.Tensor:
+        """[B, F, D]; needs one dim for every field (FM-style models)."""
+        if len(set(self.dims)) > 1:
+            first = next(f.name for f, d in zip(self.fields, self.dims, strict=True) if d != self.dims[0])
+            raise ConfigError(
+                f"features ({first})",
+                f"this model needs one embedding dim for all fields, {first!r} has another",
+                fix="give every feature the same `dim` (or drop per-feature dims)",
+            )
+        return torch.cat(self.parts, dim=1)
+
+    def flat(self) -> torch.Tensor:
+        """[B, sum of field dims]: every field's embedding side by side (MLP-style models)."""
+        return torch.cat([p.reshape(p.shape[0], -1) for p in self.parts], dim=1)
+
+
+class EmbeddingCollection(nn.Module):
+    """Embeds every field of a batch; `dim` overrides all table dims (e.g. 1 for logistic regression)."""
+
+    def __init__(self, schema: InputSchema, dim: int | None = None, linear: bool = False) -> None:
         super().__init__()
         self.schema = schema
+        self.fields = (*schema.id_fields, *schema.bag_fields, *schema.dense_fields)
         self.dims = {t.name: dim or t.dim for t in schema.tables}
         self.fused = all(t.storage.get("kind", "static") == "static" for t in schema.tables) and (
             len(set(self.dims.values())) <= 1
         )
+        dense_dim = dim or (schema.dense_fields[0].dim if schema.dense_fields else 1)
+        self.field_dims = tuple(
+            [self.dims[f.table or ""] for f in (*schema.id_fields, *schema.bag_fields)]
+            + [dense_dim] * len(schema.dense_fields)
+        )
+        # the linear column rides along in fused tables; otherwise it is a separate dim-1 collection
+        self.fold_linear = linear and self.fused and len(set(self.field_dims)) <= 1
+        self.linear_part = EmbeddingCollection(schema, dim=1) if linear and not self.fold_linear else None
+        extra = 1 if self.fold_linear else 0
         offsets: dict[str, int] = {}
         if self.fused and schema.tables:
             rows = 0
@@ -45,22 +84,22 @@ class EmbeddingCollection(nn.Module):
                 offsets[t.name] = rows
                 rows += t.num_embeddings
             self.table_offsets = offsets
-            self.weight = nn.Parameter(init_rows(rows, next(iter(self.dims.values()))))
-            self.sparse_grad = False
+            self.weight = nn.Parameter(self._init(rows, next(iter(self.dims.values())), extra))
         else:
             self.tables = nn.ModuleDict({t.name: build_table(t, self.dims[t.name]) for t in schema.tables})
+        self.sparse_grad = False
         self.l2_tracking = False
         self.penalty: torch.Tensor | float = 0.0
-        id_offsets = [offsets.get(f.table or "", 0) for f in schema.id_fields]
         self.id_offsets: torch.Tensor
+        id_offsets = [offsets.get(f.table or "", 0) for f in schema.id_fields]
         self.register_buffer("id_offsets", torch.tensor(id_offsets, dtype=torch.int64), persistent=False)
-        dense_dim = dim or (schema.dense_fields[0].dim if schema.dense_fields else 1)
-        self.dense_vectors = nn.Parameter(init_rows(len(schema.dense_fields), dense_dim))
-        self.field_dims = (
-            [self.dims[f.table or ""] for f in schema.id_fields]
-            + [self.dims[f.table or ""] for f in schema.bag_fields]
-            + [dense_dim] * len(schema.dense_fields)
-        )
+        self.dense_vectors = nn.Parameter(self._init(len(schema.dense_fields), dense_dim, extra))
+
+    @staticmethod
+    def _init(rows: int, dim: int, extra: int) -> torch.Tensor:
+        """Embedding columns at their init scale; a folded linear column starts near zero like LR weights."""
+        weight = init_rows(rows, dim)
+        return torch.cat([weight, init_rows(rows, 1)], dim=1) if extra else weight
 
     @property
     def num_fields(self) -> int:
@@ -68,16 +107,8 @@ class EmbeddingCollection(nn.Module):
 
     @property
     def output_dim(self) -> int:
-        """Width of `flat(batch)`."""
+        """Width of `Embedded.flat()`."""
         return sum(self.field_dims)
-
-    def lookup(self, table: str, ids: torch.Tensor) -> torch.Tensor:
-        """Rows of one table for an int64 tensor of any shape -> [..., D]."""
-        if self.fused:
-            return self._gather(ids + self.table_offsets[table])
-        out = self.tables[table](ids)
-        self._track(out)
-        return out
 
     def _gather(self, rows: torch.Tensor) -> torch.Tensor:
         """Rows of the fused weight. index_select's backward (index_add) is ~2x faster on CPU than
@@ -97,58 +128,59 @@ class EmbeddingCollection(nn.Module):
     def pop_penalty(self) -> torch.Tensor | float:
         """The squared norm of the rows read since the last call; resets it."""
         penalty, self.penalty = self.penalty, 0.0
+        if self.linear_part is not None:
+            penalty = penalty + self.linear_part.pop_penalty()
         return penalty
 
-    def id_embeddings(self, ids: torch.Tensor) -> list[torch.Tensor]:
-        """[B, F_id] -> list of [B, F_id, D] groups (one group when fused)."""
-        if ids.shape[1] == 0:
-            return []
+    def lookup(self, table: str, ids: torch.Tensor) -> torch.Tensor:
+        """Rows of one table for an int64 tensor of any shape -> [..., D] (without the linear column)."""
         if self.fused:
-            return [self._gather(ids + self.id_offsets)]
-        parts = [self.tables[f.table or ""](ids[:, j]).unsqueeze(1) for j, f in enumerate(self.schema.id_fields)]
-        for part in parts:
-            self._track(part)
+            rows = self._gather(ids + self.table_offsets[table])
+            return rows[..., : self.dims[table]] if self.fold_linear else rows
+        out: torch.Tensor = self.tables[table](ids)
+        self._track(out)
+        return out
+
+    def _raw_parts(self, batch: Batch) -> list[torch.Tensor]:
+        """[B, F_i, width] per group: id fields (one group when fused), each pooled bag, dense fields."""
+        parts: list[torch.Tensor] = []
+        ids = batch.ids
+        if ids.shape[1]:
+            if self.fused:
+                parts.append(self._gather(ids + self.id_offsets))
+            else:
+                for j, f in enumerate(self.schema.id_fields):
+                    part = self.tables[f.table or ""](ids[:, j]).unsqueeze(1)
+                    self._track(part)
+                    parts.append(part)
+        for f in self.schema.bag_fields:
+            bag = batch.bags[f.name]
+            rows = (
+                self._gather(bag.values + self.table_offsets[f.table or ""])
+                if self.fused
+                else self.lookup(f.table or "", bag.values)
+            )
+            parts.append(pool_bag(rows, bag, f.pooling).unsqueeze(1))
+        if self.schema.dense_fields:
+            parts.append(batch.dense.unsqueeze(2) * self.dense_vectors)
         return parts
 
-    def bag_embeddings(self, batch: Batch) -> list[torch.Tensor]:
-        """Each bag field pooled by its own pooling -> list of [B, 1, D]."""
-        return [
-            pool_bag(self.lookup(f.table or "", batch.bags[f.name].values), batch.bags[f.name], f.pooling).unsqueeze(1)
-            for f in self.schema.bag_fields
-        ]
-
-    def dense_embeddings(self, batch: Batch) -> torch.Tensor | None:
-        """Dense values scale one learned vector per field -> [B, F_dense, D]."""
-        if not self.schema.dense_fields:
-            return None
-        return batch.dense.unsqueeze(2) * self.dense_vectors
-
-    def parts(self, batch: Batch) -> list[torch.Tensor]:
-        parts = self.id_embeddings(batch.ids) + self.bag_embeddings(batch)
-        dense = self.dense_embeddings(batch)
-        return parts + ([dense] if dense is not None else [])
-
-    def stacked(self, batch: Batch) -> torch.Tensor:
-        """[B, F, D]; needs one dim for every field (FM-style models)."""
-        if len(set(self.field_dims)) > 1:
-            names = [f.name for f in self.schema.id_fields + self.schema.bag_fields + self.schema.dense_fields]
-            first = next(n for n, d in zip(names, self.field_dims, strict=True) if d != self.field_dims[0])
-            raise ConfigError(
-                f"features ({first})",
-                f"this model needs one embedding dim for all fields, {first!r} has another",
-                fix="give every feature the same `dim` (or drop per-feature dims)",
-            )
-        return torch.cat(self.parts(batch), dim=1)
-
-    def flat(self, batch: Batch) -> torch.Tensor:
-        """[B, sum of field dims]: every field's embedding side by side (MLP-style models)."""
-        return torch.cat([p.flatten(start_dim=1) for p in self.parts(batch)], dim=1)
+    def forward(self, batch: Batch) -> Embedded:
+        parts = self._raw_parts(batch)
+        linear: torch.Tensor | None = None
+        if self.fold_linear:
+            linear = sum(p[..., -1].sum(dim=1) for p in parts)  # type: ignore[assignment]
+            parts = [p[..., :-1] for p in parts]
+        elif self.linear_part is not None:
+            linear = self.linear_part(batch).stacked().sum(dim=(1, 2))
+        return Embedded(parts, linear, self.fields, self.field_dims)
 
     def set_sparse_grad(self, sparse: bool) -> None:
         """Sparse row gradients for the sparse optimizers (set by the trainer, not by models)."""
-        if self.fused and self.schema.tables:
-            self.sparse_grad = sparse
-        else:
+        self.sparse_grad = sparse
+        if not self.fused:
             for table in self.tables.values():
                 if isinstance(table, StaticTable):
                     table.sparse_grad = sparse
+        if self.linear_part is not None:
+            self.linear_part.set_sparse_grad(sparse)

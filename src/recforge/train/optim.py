@@ -56,11 +56,11 @@ DENSE_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 
 def embedding_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The row tables of every EmbeddingCollection (not their per-field dense vectors)."""
-    params: list[nn.Parameter] = []
+    params: dict[int, nn.Parameter] = {}
     for module in model.modules():
         if isinstance(module, EmbeddingCollection):
-            params += [p for name, p in module.named_parameters() if name != "dense_vectors"]
-    return params
+            params.update({id(p): p for name, p in module.named_parameters() if not name.endswith("dense_vectors")})
+    return list(params.values())
 
 
 def build_optimizers(model: nn.Module, cfg: OptimizerConfig) -> list[torch.optim.Optimizer]:
@@ -71,7 +71,7 @@ def build_optimizers(model: nn.Module, cfg: OptimizerConfig) -> list[torch.optim
     dense_cls = DENSE_OPTIMIZERS[cfg.dense]
     kwargs: dict[str, object] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     if cfg.dense in ("adam", "adamw"):
-        kwargs["foreach"] = True
+        kwargs["fused"] = True
     optimizers: list[torch.optim.Optimizer] = [dense_cls(dense_params, **kwargs)]  # type: ignore[arg-type]
     if sparse_params:
         for module in model.modules():

@@ -139,10 +139,15 @@ class Trainer:
         while self.epoch < tcfg.epochs and not stopped:
             self.epoch += 1
             loss_sum, loss_n, started = 0.0, 0, time.perf_counter()
+            # samples/s counts the whole loop (fetching a batch included) from the epoch's first batch
+            # on; evaluation time is excluded.
+            tick: float | None = None
             for batch in train:
-                t0 = time.perf_counter()
+                tick = tick or time.perf_counter()
                 loss = self.train_step(batch)
-                train_time += time.perf_counter() - t0
+                now = time.perf_counter()
+                train_time += now - tick
+                tick = now
                 trained += batch.size
                 loss_sum += loss * batch.size
                 loss_n += batch.size
@@ -157,6 +162,7 @@ class Trainer:
                     stopped = self._eval_and_track(valid, stop_metric, loss_sum / max(loss_n, 1))
                     if stopped:
                         break
+                    tick = time.perf_counter()
                 if tcfg.max_steps and self.step >= tcfg.max_steps:
                     stopped = True
                     break

@@ -38,7 +38,7 @@ class DCNv2(nn.Module):
         self.head = nn.Linear(head_in, 1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        x0 = self.embeddings.flat(batch)
+        x0 = self.embeddings(batch).flat()
         crossed = self.cross(x0)
         if self.stacked:
             return self.head(self.deep(crossed)).squeeze(1)

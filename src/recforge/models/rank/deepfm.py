@@ -24,18 +24,13 @@ class DeepFM(nn.Module):
 
     def __init__(self, schema: InputSchema, config: DeepFMConfig) -> None:
         super().__init__()
-        self.embeddings = EmbeddingCollection(schema)
-        self.linear = EmbeddingCollection(schema, dim=1)
+        self.embeddings = EmbeddingCollection(schema, linear=True)  # linear term folded into the rows
         self.fm = FactorizationMachine()
         self.deep = MLP(self.embeddings.output_dim, config.deep, out_dim=1)
         self.bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Logits [B]. Loss, optimizer, device and metrics belong to recforge.train."""
-        e = self.embeddings.stacked(batch)
-        return (
-            self.linear.stacked(batch).sum(dim=(1, 2))
-            + self.fm(e)
-            + self.deep(e.flatten(start_dim=1)).squeeze(1)
-            + self.bias
-        )
+        embedded = self.embeddings(batch)
+        e = embedded.stacked()
+        return embedded.linear + self.fm(e) + self.deep(e.flatten(start_dim=1)).squeeze(1) + self.bias

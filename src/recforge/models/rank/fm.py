@@ -23,10 +23,10 @@ class FM(nn.Module):
 
     def __init__(self, schema: InputSchema, config: FMConfig) -> None:
         super().__init__()
-        self.embeddings = EmbeddingCollection(schema)
-        self.linear = EmbeddingCollection(schema, dim=1)
+        self.embeddings = EmbeddingCollection(schema, linear=True)
         self.fm = FactorizationMachine()
         self.bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        return self.linear.stacked(batch).sum(dim=(1, 2)) + self.fm(self.embeddings.stacked(batch)) + self.bias
+        embedded = self.embeddings(batch)
+        return embedded.linear + self.fm(embedded.stacked()) + self.bias

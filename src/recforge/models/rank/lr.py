@@ -26,4 +26,4 @@ class LogisticRegression(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        return self.weights.stacked(batch).sum(dim=(1, 2)) + self.bias
+        return self.weights(batch).stacked().sum(dim=(1, 2)) + self.bias

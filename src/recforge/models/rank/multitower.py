@@ -48,6 +48,6 @@ class MultiTower(nn.Module):
         self.final = MLP(sum(t.output_dim for t in towers.values()), config.final, out_dim=1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        flat = self.embeddings.flat(batch)
+        flat = self.embeddings(batch).flat()
         towers = [self.towers[s](flat.index_select(1, getattr(self, f"cols_{s}"))) for s in self.sides]
         return self.final(torch.cat(towers, dim=1)).squeeze(1)

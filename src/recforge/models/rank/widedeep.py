@@ -24,10 +24,10 @@ class WideDeep(nn.Module):
 
     def __init__(self, schema: InputSchema, config: WideDeepConfig) -> None:
         super().__init__()
-        self.embeddings = EmbeddingCollection(schema)
-        self.wide = EmbeddingCollection(schema, dim=1)
+        self.embeddings = EmbeddingCollection(schema, linear=True)  # the wide part is the linear term
         self.deep = MLP(self.embeddings.output_dim, config.deep, out_dim=1)
         self.bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        return self.wide.stacked(batch).sum(dim=(1, 2)) + self.deep(self.embeddings.flat(batch)).squeeze(1) + self.bias
+        embedded = self.embeddings(batch)
+        return embedded.linear + self.deep(embedded.flat()).squeeze(1) + self.bias
