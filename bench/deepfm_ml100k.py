@@ -190,22 +190,38 @@ def main() -> None:
 
 
 def report(results: dict[str, list[dict[str, object]]], args: argparse.Namespace) -> None:
+    """Medians per framework, and recforge's speed ratio and AUC difference taken round by round."""
+
     def med(name: str, key: str) -> float:
         return statistics.median(float(r[key]) for r in results[name])  # type: ignore[arg-type]
 
+    def paired(name: str, key: str, op: str) -> float:
+        pairs = zip(results["recforge"], results[name], strict=True)
+        values = [
+            float(a[key]) / float(b[key]) if op == "ratio" else float(a[key]) - float(b[key])  # type: ignore[arg-type]
+            for a, b in pairs
+        ]
+        return statistics.median(values)
+
+    overrides = f", recforge overrides {' '.join(args.recforge_set)}" if args.recforge_set else ""
     print(
         f"\nDeepFM, ml-100k context protocol, dim {args.dim}, MLP [{args.mlp}], dropout {args.dropout}, "
-        f"batch {args.batch_size}, {args.epochs} epochs (best valid epoch), {args.threads} threads, "
-        f"median of {args.rounds} rounds, recforge precision {args.precision}\n"
+        f"lr {args.lr}, batch {args.batch_size}, {args.epochs} epochs (best valid epoch), {args.threads} threads, "
+        f"seeds {args.seed}..{args.seed + args.rounds - 1} (one per round), recforge precision {args.precision}"
+        f"{overrides}; medians over rounds\n"
     )
-    print("| framework | test AUC | test logloss | train samples/s | peak RSS MB | recforge speed ratio |")
-    print("|---|---|---|---|---|---|")
-    base = med("recforge", "train_samples_per_s") if "recforge" in results else float("nan")
+    print(
+        "| framework | test AUC | test logloss | train samples/s | peak RSS MB "
+        "| recforge / it, samples/s | recforge - it, AUC |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name in results:
-        speed = med(name, "train_samples_per_s")
+        ratio = paired(name, "train_samples_per_s", "ratio") if "recforge" in results else float("nan")
+        diff = paired(name, "auc", "diff") if "recforge" in results else float("nan")
         print(
-            f"| {name} | {med(name, 'auc'):.4f} | {med(name, 'logloss'):.4f} | {speed:,.0f} | "
-            f"{med(name, 'peak_rss_mb'):.0f} | {base / speed:.2f}x |"
+            f"| {name} | {med(name, 'auc'):.4f} | {med(name, 'logloss'):.4f} "
+            f"| {med(name, 'train_samples_per_s'):,.0f} | "
+            f"{med(name, 'peak_rss_mb'):.0f} | {ratio:.2f}x | {diff:+.4f} |"
         )
 
 

@@ -57,7 +57,7 @@ def quickstart(
     bundle = load_bundle(result.bundle)
     for user, table in pipeline.demo_recommendations(bundle, result.samples).items():
         items = ", ".join(
-            f"{i}({s:.3f})" for i, s in zip(table["item_id"].to_pylist(), table["score"].to_pylist(), strict=True)
+            f"{i}({s:.3f})" for i, s in zip(table.column(0).to_pylist(), table["score"].to_pylist(), strict=True)
         )
         typer.echo(f"top items for user {user}: {items}")
     typer.echo(f"bundle: {result.bundle}\nmetrics: {result.out_dir / 'metrics.json'}")

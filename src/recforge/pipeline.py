@@ -135,16 +135,23 @@ def _features(
 
 
 def demo_recommendations(bundle: Bundle, samples: SamplePaths, n_users: int = 3, k: int = 5) -> dict[str, pa.Table]:
-    """Top-k items for the first few test users, scored against every item seen in training."""
-    item_cols = side_columns(bundle, "item")
-    user_cols = [c for c in side_columns(bundle, "user") + side_columns(bundle, "context") if c not in item_cols]
-    item_key = next(c for c in item_cols if "item" in c) if item_cols else None
-    if item_key is None or not user_cols:
+    """Top-k items for the first few test users, scored against every item seen in training.
+
+    The user key is the first user-side id feature, the item key the first item-side one; a
+    pipeline without both gets no demo (an empty dict).
+    """
+    keys = {
+        side: next((f.source for f in bundle.features.features.values() if f.side == side and f.kind == "id"), None)
+        for side in ("user", "item")
+    }
+    if keys["user"] is None or keys["item"] is None:
         return {}
-    items = distinct_rows(read_table(samples.train, columns=item_cols), item_key)
-    users = distinct_rows(read_table(samples.test or samples.train, columns=user_cols), user_cols[0])
+    item_cols = [keys["item"], *(c for c in side_columns(bundle, "item") if c != keys["item"])]  # key first
+    user_cols = [c for c in side_columns(bundle, "user") + side_columns(bundle, "context") if c not in item_cols]
+    items = distinct_rows(read_table(samples.train, columns=item_cols), keys["item"])
+    users = distinct_rows(read_table(samples.test or samples.train, columns=user_cols), keys["user"])
     return {
-        str(users[user_cols[0]][i].as_py()): top_items_for_user(bundle, users.slice(i, 1), items, k)
+        str(users[keys["user"]][i].as_py()): top_items_for_user(bundle, users.slice(i, 1), items, k)
         for i in range(min(n_users, users.num_rows))
     }
 

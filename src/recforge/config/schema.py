@@ -104,7 +104,7 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
-    metrics: list[str] = Field(default_factory=lambda: ["auc", "logloss", "gauc@user_id"])
+    metrics: list[str] = Field(default_factory=lambda: ["auc", "logloss"], description="auc, logloss, gauc@COLUMN")
     batch_size: int = Field(16_384, ge=1)
 
 

@@ -256,7 +256,9 @@ def _iter_parquet(
 ) -> Iterator[pa.RecordBatch]:
     handle = fs.open_input_file(inner)
     try:
-        file = pq.ParquetFile(handle)
+        # pre_buffer caches every column chunk read so far: RSS would grow with the file (measured: +460 MB
+        # over a 20M-row file); off, a stream holds about one row group at a time.
+        file = pq.ParquetFile(handle, pre_buffer=False)
         _check_columns(path, file.schema_arrow.names, columns)
         if file.metadata.num_rows == 0:
             raise data_error(path, "has no rows", "point at a file with at least one row")
