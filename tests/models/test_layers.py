@@ -40,3 +40,12 @@ def test_cross_layer_is_x0_times_linear_plus_x() -> None:
     x0 = torch.randn(2, 4)
     linear = cross.maps[0]
     torch.testing.assert_close(cross(x0), x0 * linear(x0) + x0)
+
+
+def test_mlp_dropout_first_drops_the_inputs_like_recbole() -> None:
+    from recforge.models.layers import MLP, MLPConfig
+
+    after = MLP(8, MLPConfig(hidden=(4,), dropout=0.1))
+    first = MLP(8, MLPConfig(hidden=(4,), dropout=0.1, dropout_first=True))
+    assert [type(m).__name__ for m in after.net] == ["Linear", "ReLU", "FastDropout"]
+    assert [type(m).__name__ for m in first.net] == ["FastDropout", "Linear", "ReLU"]

@@ -19,6 +19,9 @@ class MLPConfig(BaseModel):
     dropout: float = Field(0.0, ge=0, lt=1)
     activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"
     batch_norm: bool = False
+    dropout_first: bool = Field(
+        False, description="Drop before each linear layer (inputs included, as RecBole does) instead of after."
+    )
 
 
 class MLP(nn.Module):
@@ -29,11 +32,13 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         width = in_dim
         for size in config.hidden:
+            if config.dropout > 0 and config.dropout_first:
+                layers.append(FastDropout(config.dropout))
             layers.append(nn.Linear(width, size))
             if config.batch_norm:
                 layers.append(nn.BatchNorm1d(size))
             layers.append(ACTIVATIONS[config.activation]())
-            if config.dropout > 0:
+            if config.dropout > 0 and not config.dropout_first:
                 layers.append(FastDropout(config.dropout))
             width = size
         if out_dim is not None:
