@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from recforge import pipeline
 from recforge.config import build_config, json_schema, load_config
 from recforge.errors import ConfigError
 
@@ -63,7 +64,11 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 def test_every_example_validates(path: Path) -> None:
     tree = yaml.safe_load(path.read_text())
     cfg = build_config(tree, ["data.path=somewhere"] if tree["data"].get("source") == "movielens" else [])
-    assert cfg.features
+    assert cfg.features or cfg.recall  # a ranking or a recall pipeline
+    if cfg.features:
+        pipeline.check(cfg)
+    if cfg.recall:
+        pipeline.check_recall(cfg)
 
 
 def test_json_schema_names_every_feature_kind() -> None:

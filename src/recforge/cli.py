@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -14,6 +15,8 @@ from recforge.errors import RecforgeError
 app = typer.Typer(help="recforge: from raw logs to a live recommender.", no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Inspect and validate pipeline configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+recall_app = typer.Typer(help="Recall: candidate generation channels, their merge and i2i jobs.", no_args_is_help=True)
+app.add_typer(recall_app, name="recall")
 
 SET_HELP = "Override a config value by dotted path, e.g. --set train.optimizer.lr=0.01 (repeatable)."
 
@@ -98,6 +101,46 @@ def predict(
         typer.echo(f"values mapped to defaults: {defaults}")
 
 
+def _print_recall_metrics(metrics: dict[str, Any], ks: tuple[int, ...] = (10, 50)) -> None:
+    names = ("recall", "ndcg", "mrr", "hit", "precision")
+    rows = [(name, values) for name, values in metrics["channels"].items()] + [("merged", metrics)]
+    header = "  ".join(f"{m}@{k}".rjust(12) for k in ks for m in names)
+    typer.echo(f"{'test':>12}  {header}")
+    for name, values in rows:
+        test = values.get("test") or values.get("valid") or {}
+        typer.echo(
+            f"{name:>12}  " + "  ".join(f"{test.get(f'{m}@{k}', float('nan')):12.4f}" for k in ks for m in names)
+        )
+
+
+@recall_app.command("train")
+def recall_train(
+    config: Path = typer.Argument(..., help="Pipeline YAML with a `recall:` block."),
+    out: Path = typer.Option(..., help="Run directory (recall bundle, metrics.json, per-channel metrics)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """Fit every recall channel in CONFIG, evaluate each and the merged list, save OUT/recall."""
+    from recforge import pipeline
+    from recforge.config import load_config
+
+    result = pipeline.recall_train(load_config(config, set_), out)
+    _print_recall_metrics(result.metrics)
+    typer.echo(f"recall bundle: {result.bundle}\nmetrics: {result.out_dir / 'metrics.json'}")
+
+
+@recall_app.command("eval")
+def recall_eval(
+    run: Path = typer.Argument(..., help="Run directory of `recforge recall train`."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """Re-evaluate a recall run's bundle on the data its config names (e.g. --set data.path=...)."""
+    from recforge import pipeline
+
+    metrics = pipeline.recall_eval(run, set_)
+    _print_recall_metrics(metrics)
+    typer.echo(json.dumps({k: metrics[k] for k in ("valid", "test") if k in metrics}, indent=1))
+
+
 @config_app.command("schema")
 def config_schema() -> None:
     """Print the JSON Schema of the pipeline YAML (for editors)."""
@@ -116,8 +159,13 @@ def config_check(
     from recforge.config import load_config
 
     cfg = load_config(file, set_)
-    pipeline.check(cfg)
-    typer.echo(f"{file}: ok ({len(cfg.features)} features, model {cfg.model.name})")
+    if cfg.features or cfg.recall is None:
+        pipeline.check(cfg)
+    parts = [f"{len(cfg.features)} features, model {cfg.model.name}"] if cfg.features else []
+    if cfg.recall is not None:
+        pipeline.check_recall(cfg)
+        parts.append(f"recall channels {[c.name for c in cfg.recall.channels]}")
+    typer.echo(f"{file}: ok ({'; '.join(parts)})")
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recforge.config.features import FeatureConfig, Strict
+from recforge.config.recall import RecallConfig
+from recforge.config.split import SplitConfig
 
 
 class LabelRule(Strict):
@@ -14,16 +16,6 @@ class LabelRule(Strict):
 
     positive: str = Field(description="Rows where this holds get label 1, e.g. `rating >= 4`.")
     drop: str | None = Field(None, description="Rows where this holds are removed, e.g. `rating = 3`.")
-
-
-class SplitConfig(Strict):
-    method: Literal["random", "per_user", "leave_last", "by_date"] = "random"
-    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 2020
-    user_column: str = "user_id"
-    time_column: str = "timestamp"
-    valid_from: str | None = Field(None, description="by_date: first date (inclusive) of valid.")
-    test_from: str | None = Field(None, description="by_date: first date (inclusive) of test.")
 
 
 class SyntheticConfig(Strict):
@@ -114,10 +106,13 @@ class PipelineConfig(Strict):
     name: str = "recforge"
     data: DataConfig = DataConfig()
     embedding_dim: int = Field(16, ge=1, description="Default `dim` for features that give none.")
-    features: list[FeatureConfig] = Field(min_length=1)
+    features: list[FeatureConfig] = Field(
+        default_factory=list, description="Ranking (and two-tower) features; ranking needs at least one."
+    )
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    recall: RecallConfig | None = Field(None, description="Recall channels, their merge and evaluation.")
 
     def dump(self) -> dict[str, Any]:
         """Plain-data form for YAML/JSON (what a bundle stores)."""

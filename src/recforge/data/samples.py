@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from recforge.config.schema import DataConfig, LabelRule
+from recforge.data.duck import fetch_arrow, quote
 from recforge.data.raw import RawTables
 from recforge.data.readers import count_rows, read_schema, write_parquet
 from recforge.data.sources import load_source
@@ -98,7 +99,7 @@ def join_and_label(raw: RawTables, cfg: DataConfig) -> tuple[pa.Table, dict[str,
         types = _join(con, raw, origin, counts)
         if cfg.label_rule is not None:
             _apply_rule(con, cfg.label_rule, cfg.label, origin, counts)
-        table = _restore_types(_fetch(con, f"SELECT * FROM labelled ORDER BY {ROW}"), types)
+        table = _restore_types(fetch_arrow(con, f"SELECT * FROM labelled ORDER BY {ROW}"), types)
     finally:
         con.close()
     if cfg.label_rule is None:
@@ -114,17 +115,6 @@ def join_and_label(raw: RawTables, cfg: DataConfig) -> tuple[pa.Table, dict[str,
     if counts["positive"] in (0, table.num_rows):
         log.warning("%s: label %r has a single class in all %d rows; AUC is undefined", origin, cfg.label, len(table))
     return table, counts
-
-
-def _q(name: str) -> str:
-    """A quoted DuckDB identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    relation = con.sql(sql)
-    to_arrow = getattr(relation, "to_arrow_table", None) or relation.arrow  # DuckDB < 1.4 has only .arrow()
-    return to_arrow()
 
 
 def _restore_types(table: pa.Table, types: dict[str, pa.DataType]) -> pa.Table:
@@ -156,7 +146,7 @@ def _require(table: pa.Table, column: str, what: str, origin: str) -> None:
 def _check_unique(con: duckdb.DuckDBPyConnection, name: str, key: str, origin: str) -> None:
     """Duplicate keys in a side table would multiply behavior rows, so they are an error."""
     dup = con.execute(
-        f"SELECT {_q(key)}, count(*) AS n FROM {name} WHERE {_q(key)} IS NOT NULL "
+        f"SELECT {quote(key)}, count(*) AS n FROM {name} WHERE {quote(key)} IS NOT NULL "
         f"GROUP BY ALL HAVING n > 1 ORDER BY n DESC LIMIT 1"
     ).fetchone()
     if dup is not None:
@@ -197,8 +187,8 @@ def _side(
         if out != column:
             log.warning("%s: column %r of the %s table is renamed %r (the name is taken)", origin, column, name, out)
         taken[out] = table.schema.field(column).type
-        select.append(f"{name[0]}.{_q(column)} AS {_q(out)}")
-    left, right = f"b.{_q(key)}", f"{name[0]}.{_q(key)}"
+        select.append(f"{name[0]}.{quote(column)} AS {quote(out)}")
+    left, right = f"b.{quote(key)}", f"{name[0]}.{quote(key)}"
     if behavior.schema.field(key).type != table.schema.field(key).type:
         log.info("%s: joining %s on %r as text (types differ)", origin, name, key)
         left, right = f"CAST({left} AS VARCHAR)", f"CAST({right} AS VARCHAR)"
@@ -225,7 +215,7 @@ def _join(
         hit = f"__{name}_hit"
         missing, example = _scalar(
             con,
-            f"SELECT count(*) FILTER (WHERE NOT {hit}), min({_q(key)}) FILTER (WHERE NOT {hit}) FROM joined",
+            f"SELECT count(*) FILTER (WHERE NOT {hit}), min({quote(key)}) FILTER (WHERE NOT {hit}) FROM joined",
         )
         counts[f"{name}_unmatched"] = int(missing)
         if missing:
@@ -296,12 +286,12 @@ def _apply_rule(
             f"{null_row:,} (0-based)\n  fix: add `... IS NULL` to `data.label_rule.drop`, or fill the column"
         )
     existing = [row[0] for row in con.execute("DESCRIBE joined").fetchall()]
-    exclude = f" EXCLUDE ({_q(label)})" if label in existing else ""
+    exclude = f" EXCLUDE ({quote(label)})" if label in existing else ""
     if exclude:
         log.info("%s: label_rule replaces the existing column %r", origin, label)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW labelled AS SELECT *{exclude}, "
-        f"CAST(({rule.positive}) AS BIGINT) AS {_q(label)} "
+        f"CAST(({rule.positive}) AS BIGINT) AS {quote(label)} "
         f"FROM joined WHERE {keep}"
     )
 

@@ -108,8 +108,13 @@ def _per_user(table: pa.Table, cfg: SplitConfig, origin: str) -> np.ndarray:
     r = ratios(cfg)
     shuffle_key = np.random.default_rng(cfg.seed).random(len(groups))
     order, rank, size = _rank_in_group(groups, shuffle_key)
-    cut_train = np.floor(size * r[0] + 0.5)
-    cut_valid = np.floor(size * (r[0] + r[1]) + 0.5)
+    if cfg.holdout_rounding == "floor":  # RecBole: valid and test floor(n * ratio) rows, train the rest
+        n_test = np.floor(size * r[2])
+        cut_valid = size - n_test
+        cut_train = cut_valid - np.floor(size * r[1])
+    else:
+        cut_train = np.floor(size * r[0] + 0.5)
+        cut_valid = np.floor(size * (r[0] + r[1]) + 0.5)
     codes = np.empty(len(groups), dtype=np.int8)
     codes[order] = np.where(rank < cut_train, TRAIN, np.where(rank < cut_valid, VALID, TEST))
     return codes

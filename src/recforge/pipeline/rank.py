@@ -1,4 +1,4 @@
-"""The main jobs as thin compositions of library calls: samples -> features -> model -> train -> bundle."""
+"""Ranking jobs as thin compositions of library calls: samples -> features -> model -> train -> bundle."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from recforge.bundle.topk import distinct_rows, side_columns, top_items_for_user
 from recforge.config import PipelineConfig, build_config
 from recforge.data import SamplePaths, build_samples
 from recforge.data.readers import iter_batches, read_table
+from recforge.errors import ConfigError
 from recforge.features import FeatureSet
 from recforge.models import build_model, model_options
 from recforge.train import BatchLoader, Trainer, TrainResult, evaluate
@@ -45,6 +46,8 @@ def quickstart_config() -> dict[str, Any]:
 
 def check(cfg: PipelineConfig) -> None:
     """Checks that need the registries (model block, metric names); run before any work starts."""
+    if not cfg.features:
+        raise ConfigError("features", "ranking needs at least one feature", fix="list the features to rank with")
     model_options(cfg.model)
     parse_metrics(cfg.eval.metrics)
 
