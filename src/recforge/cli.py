@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from recforge.errors import RecforgeError
+from recforge.errors import ConfigError, RecforgeError
 
 app = typer.Typer(help="recforge: from raw logs to a live recommender.", no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Inspect and validate pipeline configs.", no_args_is_help=True)
@@ -50,20 +50,22 @@ def quickstart(
     out: Path = typer.Option(Path("runs/quickstart"), help="Run directory to write."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
-    """Run the main job on embedded defaults: synthetic world -> samples -> features -> DeepFM -> bundle."""
+    """Run the main job on embedded defaults: synthetic world -> DeepFM and recall channels -> bundles -> demo."""
     from recforge import pipeline
-    from recforge.bundle import load_bundle
 
     result = pipeline.quickstart(out, set_)
-    typer.echo(f"samples: {result.samples.counts}")
-    _print_metrics(result.metrics)
-    bundle = load_bundle(result.bundle)
-    for user, table in pipeline.demo_recommendations(bundle, result.samples).items():
+    typer.echo(f"samples: {result.rank.samples.counts}")
+    _print_metrics(result.rank.metrics)
+    if result.recall is not None:
+        _print_recall_metrics(result.recall.metrics)
+    for user, table in result.demo.items():
         items = ", ".join(
             f"{i}({s:.3f})" for i, s in zip(table.column(0).to_pylist(), table["score"].to_pylist(), strict=True)
         )
         typer.echo(f"top items for user {user}: {items}")
-    typer.echo(f"bundle: {result.bundle}\nmetrics: {result.out_dir / 'metrics.json'}")
+    typer.echo(f"bundle: {result.rank.bundle}\nmetrics: {result.rank.out_dir / 'metrics.json'}")
+    if result.recall is not None:
+        typer.echo(f"recall bundle: {result.recall.bundle}")
 
 
 @app.command()
@@ -139,6 +141,27 @@ def recall_eval(
     metrics = pipeline.recall_eval(run, set_)
     _print_recall_metrics(metrics)
     typer.echo(json.dumps({k: metrics[k] for k in ("valid", "test") if k in metrics}, indent=1))
+
+
+@recall_app.command("i2i")
+def recall_i2i(
+    input_path: str = typer.Argument(..., metavar="INPUT", help="Behavior table: Parquet/CSV path or fsspec URL."),
+    out: str = typer.Option(..., help="Output file (Parquet or CSV by --format)."),
+    config: Path | None = typer.Option(None, help="YAML of i2i options (method, similarity, top_n, engine...)."),
+    set_: list[str] = typer.Option([], "--set", help="Override an i2i option, e.g. --set method=swing (repeatable)."),
+    fmt: str = typer.Option(
+        "parquet", "--format", help="parquet | csv (long: id, similar id, score, rank) or text_parquet | text_csv."
+    ),
+) -> None:
+    """Warehouse-style i2i job: per item its top-N similar items (ItemCF / Swing), or per user (UserCF)."""
+    from recforge import pipeline
+
+    if fmt not in ("parquet", "csv", "text_parquet", "text_csv"):
+        raise ConfigError("--format", f"unknown format {fmt!r}", fix="use parquet, csv, text_parquet or text_csv")
+    cfg = pipeline.i2i_config(config, set_)
+    stats = pipeline.run_i2i_job(input_path, out, cfg, fmt)  # type: ignore[arg-type]
+    typer.echo(json.dumps(stats, indent=1, default=str))
+    typer.echo(f"{stats['output_rows']:,} rows -> {out}")
 
 
 @config_app.command("schema")

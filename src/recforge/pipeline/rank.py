@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,12 +13,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 import yaml
 
 from recforge.bundle import Bundle, load_bundle, save_bundle
 from recforge.bundle.topk import distinct_rows, side_columns, top_items_for_user
-from recforge.config import PipelineConfig, build_config
+from recforge.config import PipelineConfig
 from recforge.data import SamplePaths, build_samples
 from recforge.data.readers import iter_batches, read_table
 from recforge.errors import ConfigError
@@ -137,11 +139,18 @@ def _features(
     return features, None
 
 
-def demo_recommendations(bundle: Bundle, samples: SamplePaths, n_users: int = 3, k: int = 5) -> dict[str, pa.Table]:
-    """Top-k items for the first few test users, scored against every item seen in training.
+def demo_recommendations(
+    bundle: Bundle,
+    samples: SamplePaths,
+    n_users: int = 3,
+    k: int = 5,
+    candidates: Callable[[pa.Scalar], pa.Array | None] | None = None,
+) -> dict[str, pa.Table]:
+    """Top-k items for the first few test users, ranked by the bundle among `candidates(user_id)`.
 
-    The user key is the first user-side id feature, the item key the first item-side one; a
-    pipeline without both gets no demo (an empty dict).
+    Without `candidates` (or when it returns None) every item seen in training is scored. The user
+    key is the first user-side id feature, the item key the first item-side one; a pipeline without
+    both gets no demo (an empty dict).
     """
     keys = {
         side: next((f.source for f in bundle.features.features.values() if f.side == side and f.kind == "id"), None)
@@ -153,16 +162,13 @@ def demo_recommendations(bundle: Bundle, samples: SamplePaths, n_users: int = 3,
     user_cols = [c for c in side_columns(bundle, "user") + side_columns(bundle, "context") if c not in item_cols]
     items = distinct_rows(read_table(samples.train, columns=item_cols), keys["item"])
     users = distinct_rows(read_table(samples.test or samples.train, columns=user_cols), keys["user"])
-    return {
-        str(users[keys["user"]][i].as_py()): top_items_for_user(bundle, users.slice(i, 1), items, k)
-        for i in range(min(n_users, users.num_rows))
-    }
+    out = {}
+    for i in range(min(n_users, users.num_rows)):
+        user = users[keys["user"]][i]
+        pool = candidates(user) if candidates else None
+        shown = items if pool is None else items.filter(pc.is_in(items[keys["item"]], value_set=pool))
+        out[str(user.as_py())] = top_items_for_user(bundle, users.slice(i, 1), shown, k)
+    return out
 
 
-def quickstart(out_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunResult:
-    """The main job on embedded defaults: synthetic world -> DeepFM -> bundle."""
-    cfg = build_config(quickstart_config(), overrides, file="<quickstart preset>")
-    return train(cfg, out_dir)
-
-
-__all__ = ["RunResult", "check", "demo_recommendations", "quickstart", "quickstart_config", "train"]
+__all__ = ["RunResult", "check", "demo_recommendations", "quickstart_config", "train"]

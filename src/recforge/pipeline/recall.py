@@ -10,8 +10,11 @@ from typing import Any
 
 import torch
 import yaml
+from pydantic import ValidationError
 
 from recforge.config import PipelineConfig
+from recforge.config.i2i import I2IConfig
+from recforge.config.loader import apply_override, format_validation_error, load_tree
 from recforge.config.recall import RecallConfig
 from recforge.data.raw import RawTables
 from recforge.data.sources import load_source
@@ -20,6 +23,8 @@ from recforge.pipeline.rank import seed_everything
 from recforge.recall.build import build_recall_data
 from recforge.recall.channels import FitContext, channel_options
 from recforge.recall.evaluate import MERGED, evaluate_split
+from recforge.recall.i2i import run_i2i, write_i2i
+from recforge.recall.i2i.job import OutputFormat
 from recforge.recall.interactions import RecallData
 from recforge.recall.model import RecallModel
 
@@ -117,3 +122,21 @@ def _write_metrics(out: Path, metrics: dict[str, Any]) -> None:
         path = out / "channels" / name / "metrics.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values, indent=1))
+
+
+def i2i_config(config_file: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> I2IConfig:
+    """The i2i job's options: a YAML of I2IConfig keys (optional) with `--set key=value` overrides."""
+    tree = load_tree(config_file) if config_file else {}
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    try:
+        return I2IConfig.model_validate(tree)
+    except ValidationError as err:
+        raise format_validation_error(err, str(config_file or "<--set>")) from None
+
+
+def run_i2i_job(input_path: str, out_path: str, cfg: I2IConfig, fmt: OutputFormat = "parquet") -> dict[str, Any]:
+    """The warehouse job: behavior table in, per item (user) its top-N neighbours out; returns the counts."""
+    result = run_i2i(input_path, cfg)
+    write_i2i(result, out_path, fmt)
+    return result.stats

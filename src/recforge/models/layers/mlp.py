@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+from torch.nn.utils import skip_init
 
 from recforge.models.layers.dropout import FastDropout
 
@@ -22,6 +23,21 @@ class MLPConfig(BaseModel):
     dropout_first: bool = Field(
         False, description="Drop before each linear layer (inputs included, as RecBole does) instead of after."
     )
+    init: Literal["xavier_normal", "torch_default"] = Field(
+        "xavier_normal",
+        description="Linear weights: xavier_normal with zero bias (RecBole, FuxiCTR; +0.002-0.004 test AUC on "
+        "ml-100k DeepFM) or torch's kaiming-uniform default.",
+    )
+
+
+def linear(in_dim: int, out_dim: int, init: str) -> nn.Linear:
+    """A linear layer initialized once by `init` (skip_init: no wasted default draw first)."""
+    if init == "torch_default":
+        return nn.Linear(in_dim, out_dim)
+    layer = skip_init(nn.Linear, in_dim, out_dim)
+    nn.init.xavier_normal_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
 
 
 class MLP(nn.Module):
@@ -34,7 +50,7 @@ class MLP(nn.Module):
         for size in config.hidden:
             if config.dropout > 0 and config.dropout_first:
                 layers.append(FastDropout(config.dropout))
-            layers.append(nn.Linear(width, size))
+            layers.append(linear(width, size, config.init))
             if config.batch_norm:
                 layers.append(nn.BatchNorm1d(size))
             layers.append(ACTIVATIONS[config.activation]())
@@ -42,7 +58,7 @@ class MLP(nn.Module):
                 layers.append(FastDropout(config.dropout))
             width = size
         if out_dim is not None:
-            layers.append(nn.Linear(width, out_dim))
+            layers.append(linear(width, out_dim, config.init))
             width = out_dim
         self.net = nn.Sequential(*layers)
         self.output_dim = width

@@ -1,6 +1,6 @@
 """Recall channels; importing this package registers every built-in channel in `CHANNELS`."""
 
-from recforge.recall.channels import ease, matrix_factorization, popular
+from recforge.recall.channels import ease, matrix_factorization, neighbors, popular
 from recforge.recall.channels.base import (
     CHANNELS,
     Candidates,
@@ -24,6 +24,7 @@ __all__ = [
     "channel_options",
     "ease",
     "matrix_factorization",
+    "neighbors",
     "popular",
     "register_channel",
 ]

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import threadpool_limits
 
 from recforge.recall.channels.base import FitContext, Query, ScoringChannel, register_channel
 from recforge.recall.interactions import Interactions
@@ -53,7 +54,8 @@ class ImplicitChannel(ScoringChannel):
     def fit(self, train: Interactions, context: FitContext) -> None:
         matrix = train.binary() if self.options.binary else train.matrix
         self.model = self._model(context.seed)
-        self.model.fit(matrix, show_progress=context.progress)
+        with threadpool_limits(1, "blas"):  # implicit parallelizes itself; nested BLAS threads only slow it
+            self.model.fit(matrix, show_progress=context.progress)
         self.n_items = train.n_items
         self.user_factors = np.asarray(self.model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(self.model.item_factors, dtype=np.float32)
