@@ -1,6 +1,6 @@
 """Recall channels; importing this package registers every built-in channel in `CHANNELS`."""
 
-from recforge.recall.channels import ease, matrix_factorization, neighbors, popular
+from recforge.recall.channels import ease, graph, matrix_factorization, neighbors, popular, two_tower
 from recforge.recall.channels.base import (
     CHANNELS,
     Candidates,
@@ -23,8 +23,10 @@ __all__ = [
     "build_channel",
     "channel_options",
     "ease",
+    "graph",
     "matrix_factorization",
     "neighbors",
     "popular",
     "register_channel",
+    "two_tower",
 ]

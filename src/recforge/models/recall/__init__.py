@@ -1,0 +1,22 @@
+"""Matching (recall) models: two towers (DSSM, YouTube-DNN) and a GraphSAGE-style bipartite graph encoder."""
+
+from recforge.models.recall.dssm import DSSM, DSSMConfig
+from recforge.models.recall.graphsage import GraphConfig, GraphSAGE, bipartite_adjacency
+from recforge.models.recall.towers import History, Tower, TwoTower, TwoTowerConfig, cap_rows, history_rows
+from recforge.models.recall.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
+
+__all__ = [
+    "DSSM",
+    "DSSMConfig",
+    "GraphConfig",
+    "GraphSAGE",
+    "History",
+    "Tower",
+    "TwoTower",
+    "TwoTowerConfig",
+    "YouTubeDNN",
+    "YouTubeDNNConfig",
+    "bipartite_adjacency",
+    "cap_rows",
+    "history_rows",
+]
