@@ -102,3 +102,20 @@ def test_i2i_cli_writes_the_warehouse_text_form(tmp_path: Path) -> None:
         cwd=REPO,
     )
     assert bad.returncode == 2 and "method" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_item_neighbors_vote_from_the_candidate_side_by_default() -> None:
+    # cos(A,B) = 1/sqrt(6), cos(B,C) = 2/sqrt(6), cos(A,C) = 0: A's top-1 is B, but B's top-1 is C
+    users, items = np.array([0, 0, 1, 1, 2, 2, 3]), np.array([0, 1, 1, 2, 1, 2, 0])
+    train = Interactions(users, items, np.ones(7, np.float32), None, 4, 3)
+    vocab = Vocab(pa.array([0, 1, 2, 3]), pa.array(["A", "B", "C"]))
+    history = train.binary()[[3]].tocsr()  # user 3 saw only A
+    from recforge.recall.channels import Query
+
+    found = {}
+    for side in ("candidate", "history"):
+        channel = build_channel(ChannelConfig.model_validate({"name": "itemcf", "top_n": 1, "neighbors_of": side}))
+        channel.fit(train, FitContext(vocab=vocab, progress=False))
+        found[side] = channel.recommend(Query(np.array([3]), history, history), 2).items[0].tolist()
+    assert found["history"] == [1, -1]  # B is in A's top-1 list
+    assert found["candidate"] == [-1, -1]  # A is in no candidate's top-1 list
