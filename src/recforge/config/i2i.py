@@ -10,6 +10,8 @@ from recforge.config.features import Strict
 
 SECONDS_PER_UNIT = {"seconds": 1.0, "hours": 3600.0, "days": 86400.0}
 
+Engine = Literal["duckdb", "numpy", "spark"]
+
 
 class TimeDecay(Strict):
     """Hyperbolic decay of a co-occurrence: weight = 1 / (1 + |t_i - t_j| / tau), so it halves at |Δt| = tau."""
@@ -67,8 +69,10 @@ class I2IConfig(Strict):
     strict: bool = Field(
         False, description="Raise on null ids, unmapped behaviors and non-positive weights instead of dropping them."
     )
-    engine: Literal["duckdb", "spark"] = Field(
-        "duckdb", description="duckdb: embedded, in process; spark: pyspark, local or a cluster (`spark_master`)."
+    engine: Engine = Field(
+        "duckdb",
+        description="duckdb: embedded, in process; numpy: in-process scipy, fastest for data that fits in memory; "
+        "spark: pyspark, local or a cluster (`spark_master`). All give the same lists.",
     )
     spark_master: str = Field("local[2]", description="Spark master URL, e.g. local[4], spark://host:7077, yarn.")
     spark_conf: dict[str, str] = Field(

@@ -1,7 +1,7 @@
 """Neighbourhood channels on top of the warehouse i2i job: ItemCF, Swing (item neighbours) and UserCF.
 
-The similarities come from `recforge.recall.i2i.run_i2i` (DuckDB or Spark, the same numbers as the
-nightly job), turned into a sparse matrix S. A user's scores are then one sparse product:
+The similarities come from `recforge.recall.i2i.run_i2i` (numpy by default, or DuckDB or Spark: the same
+numbers as the nightly job), turned into a sparse matrix S. A user's scores are then one sparse product:
   item neighbours: score(u, j) = sum over history items i of w(u, i) * S[i, j], where S[i, j] is kept
                    when i is among j's top-N (`neighbors_of: candidate`) or j among i's (`history`)
   user neighbours: score(u, j) = sum over similar users v of S[u, v] * x(v, j)
@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 from pydantic import Field
 
-from recforge.config.i2i import I2IConfig
+from recforge.config.i2i import Engine, I2IConfig
 from recforge.errors import ConfigError
 from recforge.recall.channels.base import FitContext, Query, ScoringChannel, register_channel
 from recforge.recall.i2i import run_i2i
@@ -30,6 +30,9 @@ FIXED = {"user_col": "user_id", "item_col": "item_id", "weight_col": "weight", "
 class NeighborOptions(I2IConfig):
     """The i2i job's options (similarity, penalty, decay, top_n, engine...) plus how history is weighted."""
 
+    engine: Engine = Field(
+        "numpy", description="As in the i2i job; channels default to numpy, in process and the fastest in memory."
+    )
     use_weights: bool = Field(False, description="Weigh history items by interaction weight (else 1).")
     neighbors_of: Literal["candidate", "history"] = Field(
         "candidate",
@@ -65,7 +68,7 @@ class NeighborChannel(ScoringChannel):
                 fix="pick the method with `type:` and the columns under recall.interactions",
             )
         fields = self.options.model_dump(exclude={"use_weights", "neighbors_of"}, exclude_unset=True)
-        return I2IConfig(**{**fields, **FIXED, "method": self.method})
+        return I2IConfig(**{**fields, **FIXED, "method": self.method, "engine": self.options.engine})
 
     def fit(self, train: Interactions, context: FitContext) -> None:
         self.n_items = train.n_items

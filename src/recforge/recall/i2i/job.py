@@ -16,7 +16,7 @@ from recforge.config.i2i import I2IConfig
 from recforge.data.duck import fetch_arrow
 from recforge.data.readers import resolve, write_parquet
 from recforge.errors import ConfigError
-from recforge.recall.i2i import spark_engine  # noqa: F401  (registers the engine)
+from recforge.recall.i2i import numpy_engine, spark_engine  # noqa: F401  (register the engines)
 from recforge.recall.i2i.duckdb_engine import connect  # also registers the engine
 from recforge.recall.i2i.plan import ENGINES, make_plan
 from recforge.recall.i2i.prepare import Source, prepare

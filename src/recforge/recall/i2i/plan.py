@@ -1,7 +1,8 @@
-"""What every engine computes, written once: per-row weights, per-key norms and the SQL of each formula.
+"""What every engine computes, written once: per-row weights, per-key norms and each formula.
 
-Engines only wire joins, group-bys and the top-N window around these snippets, so DuckDB and Spark
-evaluate the same expressions on the same inputs. Two rules make their results bit-identical:
+Formulas are `recforge.recall.i2i.formula` functions: DuckDB and Spark run their SQL, the numpy engine
+runs them on arrays. Engines only wire joins, group-bys and the top-N around them, so all evaluate the
+same expressions on the same inputs. Two rules make their results bit-identical:
 
 - Sums are exact. Each contribution is rounded to a fixed-point integer (a multiple of 2^-bits, with
   `bits` chosen from the data so no sum can overflow int64) and integers add up the same in any order.
@@ -23,55 +24,52 @@ import pyarrow.compute as pc
 
 from recforge.config.i2i import I2IConfig
 from recforge.errors import DataError
+from recforge.recall.i2i.formula import Derived, Formula, fabs, fixed, round_score, sqrt, to_double, to_sql, unfixed
 from recforge.recall.i2i.prepare import Interactions
 from recforge.registry import Registry
 
 SUM_BITS = 61  # every fixed-point sum stays below 2^61, leaving int64 room for per-term rounding
 MIN_BITS = 24  # coarser than 2^-24 per term would show in the scores
-SCORE_DECIMALS = 12
-SCORE_GUARD = 1e6  # s * 1e12 must fit an int64 (Spark's floor returns one); larger scores stay unrounded
 
-
-def lit(value: float) -> str:
-    """A double literal both DuckDB and Spark read as DOUBLE with exactly this value."""
-    return format(value, ".17e")
-
-
-def fixed(expr: str, bits: int) -> str:
-    """SQL rounding `expr` to the nearest multiple of 2^-bits, as an integer (scaling by 2^bits is exact)."""
-    return f"CAST(floor(({expr}) * {lit(2.0**bits)} + 0.5) AS BIGINT)"
-
-
-def unfixed(column: str, bits: int) -> str:
-    """SQL turning a fixed-point sum back into a double (exact division by a power of two)."""
-    return f"(CAST({column} AS DOUBLE) / {lit(2.0**bits)})"
-
-
-_SCALE = lit(10.0**SCORE_DECIMALS)
-ROUND_SCORE = f"CASE WHEN s < {lit(SCORE_GUARD)} THEN floor(s * {_SCALE} + 0.5) / {_SCALE} ELSE s END"
+ROUND_SCORE = to_sql(lambda c: round_score(c["s"]))
 
 
 @dataclass(frozen=True)
 class Plan:
-    """One job for an engine; SQL snippets name the columns the engines must provide.
+    """One job for an engine; formulas name the columns the engines must provide.
 
-    cooccurrence: `rows` self-joined on `via` gives pair rows `key_a < key_b, w_a, w_b, vw[, t_a, t_b]`,
-    summed per (key_a, key_b) by `pair_sums`. swing: `rows` self-joined on `key` gives user pairs
-    `u < v` with `vw_u, vw_v` and their overlap `k`; `user_pair_value` is column `q`, and `pair_sums`
-    add `q` over the user pairs two keys share. Both keep pairs with `cnt >= min_co_count`, mirror them
-    to (key, other), join `keys` as `n_a, p_a` (key) and `n_b, q_b` (other), compute `score` as column
-    `s`, round it with ROUND_SCORE and keep the `top_n` best per key (ties by `other`).
+    cooccurrence: `rows` self-joined on `via` gives pair rows `key_a < key_b, w_a, w_b, vw[, t_a, t_b]`;
+    each sum in `terms` adds its term over the pair rows of a (key_a, key_b) (None: counts them).
+    swing: `rows` self-joined on `key` gives user pairs `u < v` with `vw_u, vw_v` and their overlap `k`;
+    `user_pair` of those is column `q` (kept where k >= 2), and the terms add `q` over the user pairs two
+    keys share. Both keep pairs with `cnt >= min_co_count`, mirror them to (key, other), read `keys` as
+    `n_a, p_a` (key) and `n_b, q_b` (other), compute `score` as column `s`, round it with ROUND_SCORE
+    and keep the `top_n` best per key (ties by `other`). `pair_sums`, `user_pair_value` and `score` hold
+    the SQL of the formulas.
     """
 
     kernel: Literal["cooccurrence", "swing"]
     rows: pa.Table  # via, key (int32 codes), w, vw (via weight)[, t]
     keys: pa.Table | None  # key, n, p, q; None when `score` reads no key statistics
-    pair_sums: dict[str, str]
-    user_pair_value: str
-    score: str
+    terms: dict[str, Formula | None]
+    user_pair: Formula | None
+    score_of: Formula
     min_co_count: int
     top_n: int
     counts: dict[str, int]  # for the job's stats: fixed-point bits, rows over swing's cap
+
+    @property
+    def pair_sums(self) -> dict[str, str]:
+        """SQL aggregates of the terms, by name."""
+        return {name: "count(1)" if term is None else f"sum({to_sql(term)})" for name, term in self.terms.items()}
+
+    @property
+    def user_pair_value(self) -> str:
+        return to_sql(self.user_pair) if self.user_pair is not None else ""
+
+    @property
+    def score(self) -> str:
+        return to_sql(self.score_of)
 
 
 @dataclass(frozen=True)
@@ -111,10 +109,11 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(table[name].to_numpy(), dtype=np.float64)
 
 
-SIMILARITIES = {
-    "cosine": "{co} / sqrt(n_a * n_b)",
-    "asymmetric_cosine": "{co} / (p_a * q_b)",
-    "jaccard": "{co} / (n_a + n_b - {raw})",
+# `co`: the (weighted, decayed, penalized) co-occurrence; `raw`: sum of w_a * w_b (Tanimoto's overlap)
+SIMILARITIES: dict[str, Formula] = {
+    "cosine": lambda c: c["co"] / sqrt(c["n_a"] * c["n_b"]),
+    "asymmetric_cosine": lambda c: c["co"] / (c["p_a"] * c["q_b"]),
+    "jaccard": lambda c: c["co"] / (c["n_a"] + c["n_b"] - c["raw"]),
 }
 
 
@@ -129,32 +128,44 @@ def _cooccurrence(data: Interactions, cfg: I2IConfig) -> Plan:
     keys = pa.table(
         {"key": pa.array(np.arange(len(n), dtype=np.int32)), "n": n, "p": n**cfg.alpha, "q": n ** (1 - cfg.alpha)}
     )
-    sums = {"cnt": "count(1)"}
+    terms: dict[str, Formula | None] = {"cnt": None}
     if not cfg.penalty and cfg.time_decay is None and bool((w == 1.0).all()):
         bits = 0  # every contribution is 1: the co-count is the sum, no fixed point needed (and 30% faster)
-        co = raw = "CAST(cnt AS DOUBLE)"
+        co = raw = _as_double("cnt", bits)
     else:
         term_bound = float(w.max()) ** 2 * max(float(via_weight.max()), 1.0)
         bits = fixed_bits(term_bound * float(np.bincount(key_codes).max()))
-        contribution = "w_a * w_b * vw"
-        if cfg.time_decay is not None:
-            tau = lit(cfg.time_decay.tau_seconds)
-            contribution += f" * ({tau} / ({tau} + abs(t_a - t_b)))"
-        sums["co_q"] = f"sum({fixed(contribution, bits)})"
-        co, raw = unfixed("co_q", bits), unfixed("raw_q", bits)
+        terms["co_q"] = _contribution(cfg, bits)
+        co, raw = _as_double("co_q", bits), _as_double("raw_q", bits)
         if cfg.similarity == "jaccard":
-            sums["raw_q"] = f"sum({fixed('w_a * w_b', bits)})"
+            terms["raw_q"] = lambda c: fixed(c["w_a"] * c["w_b"], bits)
+    similarity = SIMILARITIES[cfg.similarity]
     return Plan(
         kernel="cooccurrence",
         rows=rows,
         keys=keys,
-        pair_sums=sums,
-        user_pair_value="",
-        score=SIMILARITIES[cfg.similarity].format(co=co, raw=raw),
+        terms=terms,
+        user_pair=None,
+        score_of=lambda c: similarity(Derived(c, co=co, raw=raw)),
         min_co_count=cfg.min_co_count,
         top_n=cfg.top_n,
         counts={"fixed_point_bits": bits},
     )
+
+
+def _as_double(name: str, bits: int) -> Formula:
+    """Pair sum `name` as a double: a count as it is, a fixed-point sum scaled back."""
+    if bits == 0:
+        return lambda c: to_double(c[name])
+    return lambda c: unfixed(c[name], bits)
+
+
+def _contribution(cfg: I2IConfig, bits: int) -> Formula:
+    """What a pair row adds to its pair's co-occurrence, in fixed point: w_a w_b vw [* time decay]."""
+    if cfg.time_decay is None:
+        return lambda c: fixed(c["w_a"] * c["w_b"] * c["vw"], bits)
+    tau = cfg.time_decay.tau_seconds
+    return lambda c: fixed(c["w_a"] * c["w_b"] * c["vw"] * (tau / (tau + fabs(c["t_a"] - c["t_b"]))), bits)
 
 
 def _swing(data: Interactions, cfg: I2IConfig) -> Plan:
@@ -165,14 +176,14 @@ def _swing(data: Interactions, cfg: I2IConfig) -> Plan:
     capped_degree = int(np.bincount(rows["key"].to_numpy()).max())
     term_bound = float(user_weight.max()) ** 2 / (cfg.swing_alpha + 2.0)  # two shared items at least
     bits = fixed_bits(term_bound * max(capped_degree * (capped_degree - 1) / 2, 1.0))
-    value = f"vw_u * vw_v / ({lit(cfg.swing_alpha)} + CAST(k AS DOUBLE))"
+    alpha = cfg.swing_alpha
     return Plan(
         kernel="swing",
         rows=rows,
         keys=None,
-        pair_sums={"co_q": "sum(q)", "cnt": "count(1)"},
-        user_pair_value=fixed(value, bits),
-        score=unfixed("co_q", bits),
+        terms={"co_q": lambda c: c["q"], "cnt": None},
+        user_pair=lambda c: fixed(c["vw_u"] * c["vw_v"] / (alpha + to_double(c["k"])), bits),
+        score_of=lambda c: unfixed(c["co_q"], bits),
         min_co_count=1,
         top_n=cfg.top_n,
         counts={"fixed_point_bits": bits, "capped_rows": data.rows.num_rows - capped.num_rows},
