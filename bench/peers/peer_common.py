@@ -1,7 +1,8 @@
-"""Shared CLI, split loading, metrics and result writing for the peer DeepFM runners.
+"""Shared CLI, split loading, metrics and result writing for the peer runners.
 
 Imported by ``recbole_deepfm.py`` and ``deepctr_deepfm.py`` (same folder, so it is on
-``sys.path`` when they run as scripts). Needs only numpy, pandas, pyarrow and scikit-learn,
+``sys.path`` when they run as scripts); ``recbole_general.py`` uses the environment/timing
+helpers and ``patch_numpy_aliases``. Needs only numpy, pandas, pyarrow and scikit-learn,
 which both peer venvs have.
 """
 
@@ -71,6 +72,14 @@ def binary_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     y = np.asarray(labels, dtype=np.float64).ravel()
     p = np.clip(np.asarray(probs, dtype=np.float64).ravel(), 1e-15, 1 - 1e-15)
     return {"auc": float(roc_auc_score(y, p)), "logloss": float(log_loss(y, p, labels=[0, 1]))}
+
+
+def patch_numpy_aliases() -> None:
+    """Restore aliases removed in numpy 2 that RecBole 1.2.1 touches at import/config time."""
+    aliases = {"float_": np.float64, "complex_": np.complex128, "unicode_": np.str_, "int_": np.int64}
+    for name, value in aliases.items():
+        if name not in np.__dict__:
+            setattr(np, name, value)
 
 
 def peak_rss_mb() -> float:

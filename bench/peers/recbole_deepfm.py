@@ -53,14 +53,6 @@ ITEM_FIELDS = ["item_id", "release_year", "genre"]
 INTER_FIELDS = ["user_id", "item_id", "label"]
 
 
-def patch_numpy_aliases() -> None:
-    """Restore aliases removed in numpy 2 that RecBole 1.2.1's Config touches at import/config time."""
-    aliases = {"float_": np.float64, "complex_": np.complex128, "unicode_": np.str_, "int_": np.int64}
-    for name, value in aliases.items():
-        if name not in np.__dict__:
-            setattr(np, name, value)
-
-
 def write_atomic(frame: pd.DataFrame, fields: list[str], path: Path) -> None:
     """Write ``frame[fields]`` as a tab-separated RecBole atomic file with typed headers."""
     header = "\t".join(f"{f}:{FIELD_TYPES[f]}" for f in fields)
@@ -135,7 +127,7 @@ def main() -> None:
     out, split_dir = args.out.resolve(), args.split_dir.resolve()
     parts = pc.load_split(split_dir)
 
-    patch_numpy_aliases()
+    pc.patch_numpy_aliases()
     warnings.filterwarnings("ignore", category=FutureWarning)  # torch.cuda.amp.GradScaler deprecation
     import recbole
     from recbole.config import Config
