@@ -170,7 +170,8 @@ def channel_options(cfg: ChannelConfig, index: int) -> BaseModel:
         return cls.options_class.model_validate(dict(cfg.model_extra or {}))
     except ValidationError as err:
         lines = [f"  {where}.{yaml_path(tuple(e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()]
-        raise ConfigError(where, f"{cfg.kind}: {len(lines)} problem(s):\n" + "\n".join(lines)) from None
+        label = cfg.kind if cfg.name == cfg.kind else f"{cfg.name} ({cfg.kind})"
+        raise ConfigError(where, f"channel {label}: {len(lines)} problem(s):\n" + "\n".join(lines)) from None
 
 
 def build_channel(cfg: ChannelConfig, index: int = 0) -> RecallChannel:

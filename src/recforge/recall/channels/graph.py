@@ -20,14 +20,15 @@ from pydantic import Field
 
 from recforge.models.recall import GraphConfig, GraphSAGE, bipartite_adjacency
 from recforge.recall.channels.base import FitContext, Query, register_channel
-from recforge.recall.channels.neural import EmbeddingChannel
+from recforge.recall.channels.embedding import IndexOption
+from recforge.recall.channels.neural import NeuralChannel
 from recforge.recall.interactions import Interactions
 from recforge.train.retrieval import RetrievalResult, RetrievalTrainer, RetrievalTrainOptions, torch_threads
 
 log = logging.getLogger(__name__)
 
 
-class GraphOptions(GraphConfig, RetrievalTrainOptions):
+class GraphOptions(GraphConfig, RetrievalTrainOptions, IndexOption):
     """`graphsage` channel options: encoder (GraphConfig) + training (RetrievalTrainOptions)."""
 
     loss: Literal["bpr", "inbatch", "sampled_softmax"] = "inbatch"
@@ -37,7 +38,7 @@ class GraphOptions(GraphConfig, RetrievalTrainOptions):
 
 
 @register_channel("graphsage")
-class GraphSAGEChannel(EmbeddingChannel):
+class GraphSAGEChannel(NeuralChannel):
     """User and item vectors from neighbour aggregation (LightGCN or GraphSAGE) over the interaction graph."""
 
     options_class = GraphOptions
@@ -50,7 +51,7 @@ class GraphSAGEChannel(EmbeddingChannel):
         self.item_table = torch.zeros(0, options.dim)
         self.result: RetrievalResult | None = None
 
-    def fit(self, train: Interactions, context: FitContext) -> None:
+    def fit_vectors(self, train: Interactions, context: FitContext) -> None:
         opts = self.options
         seed = context.seed if opts.seed is None else opts.seed
         self.n_items = train.n_items

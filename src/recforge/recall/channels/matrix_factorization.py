@@ -2,6 +2,7 @@
 
 Scores are user_factors · item_factors. A user unknown at fit time but with history gets factors
 solved from that history (ALS only: BPR has no closed-form user step), so fresh users still recall.
+With `index:` (channels.embedding) recommend searches a Faiss index over the item factors instead.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
-from recforge.recall.channels.base import FitContext, Query, ScoringChannel, register_channel
+from recforge.recall.channels.base import FitContext, Query, register_channel
+from recforge.recall.channels.embedding import EmbeddingChannel, IndexOption
 from recforge.recall.interactions import Interactions
 
 
-class ALSOptions(BaseModel):
+class ALSOptions(IndexOption):
     model_config = ConfigDict(extra="forbid")
     factors: int = Field(64, ge=1)
     regularization: float = Field(0.05, ge=0)
@@ -29,7 +31,7 @@ class ALSOptions(BaseModel):
     binary: bool = Field(True, description="Fit on 0/1 interactions instead of weights.")
 
 
-class BPROptions(BaseModel):
+class BPROptions(IndexOption):
     model_config = ConfigDict(extra="forbid")
     factors: int = Field(64, ge=1)
     learning_rate: float = Field(0.05, gt=0)
@@ -42,16 +44,21 @@ def _threads() -> int:
     return int(os.environ.get("RECFORGE_THREADS", 0)) or torch.get_num_threads()
 
 
-class ImplicitChannel(ScoringChannel):
+class ImplicitChannel(EmbeddingChannel):
     """Shared part of the `implicit` models: fit on the user-item CSR, score by factor products."""
 
     options: ALSOptions | BPROptions
+
+    def __init__(self, name: str, options: ALSOptions | BPROptions) -> None:
+        super().__init__(name, options)
+        self.user_factors = np.zeros((0, options.factors), dtype=np.float32)
+        self.item_factors = np.zeros((0, options.factors), dtype=np.float32)
 
     @abstractmethod
     def _model(self, seed: int) -> Any:
         """A fresh `implicit` model with this channel's options."""
 
-    def fit(self, train: Interactions, context: FitContext) -> None:
+    def fit_vectors(self, train: Interactions, context: FitContext) -> None:
         matrix = train.binary() if self.options.binary else train.matrix
         self.model = self._model(context.seed)
         with threadpool_limits(1, "blas"):  # implicit parallelizes itself; nested BLAS threads only slow it
@@ -60,8 +67,14 @@ class ImplicitChannel(ScoringChannel):
         self.user_factors = np.asarray(self.model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(self.model.item_factors, dtype=np.float32)
 
+    def item_vectors(self) -> np.ndarray:
+        """float32 [n_items, factors] (bpr: + its item bias column), row = item code."""
+        self.require_fitted(len(self.item_factors) > 0)
+        return self.item_factors
+
     def user_vectors(self, query: Query) -> np.ndarray:
         """[U, factors]; rows of unknown users are NaN unless `_fold_in` can solve them from history."""
+        self.require_fitted(len(self.item_factors) > 0)
         known = (query.users >= 0) & (query.users < len(self.user_factors))
         out = np.full((len(query), self.item_factors.shape[1]), np.nan, dtype=np.float32)
         out[known] = self.user_factors[query.users[known]]
@@ -72,10 +85,6 @@ class ImplicitChannel(ScoringChannel):
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         return np.full((history.shape[0], self.item_factors.shape[1]), np.nan, dtype=np.float32)
-
-    def scores(self, query: Query) -> np.ndarray:
-        scores = self.user_vectors(query) @ self.item_factors.T
-        return np.where(np.isnan(scores), -np.inf, scores).astype(np.float32)
 
     def state(self) -> dict[str, Any]:
         return {

@@ -1,18 +1,16 @@
-"""What the neural u2i channels share: dot-product scoring of user and item vectors, and validation while training.
+"""What the neural u2i channels add to embedding channels: validation while training.
 
-`item_vectors()` and `user_vectors(query)` are the whole ANN contract: an index built on the item
-vectors answers the same top-k as `recommend` (inner product), which scores the full catalog exactly.
+Dot-product scoring, the vector export and the optional Faiss index live in `channels.embedding`.
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Callable
 
 import numpy as np
 
-from recforge.errors import RecforgeError
-from recforge.recall.channels.base import Candidates, Query, ScoringChannel
+from recforge.recall.channels.base import Candidates, Query
+from recforge.recall.channels.embedding import EmbeddingChannel
 from recforge.recall.interactions import Interactions
 from recforge.recall.metrics import topk_metrics
 from recforge.train.retrieval import RetrievalTrainOptions
@@ -21,27 +19,8 @@ VALID_METRICS = ("recall", "ndcg", "mrr", "hit", "precision")
 VALID_BLOCK = 2048  # users scored at once while validating
 
 
-class EmbeddingChannel(ScoringChannel):
-    """score(u, i) = <user_vectors(u), item_vectors(i)>; a user the channel cannot embed gets no candidates."""
-
-    def require_fitted(self, fitted: bool) -> None:
-        if not fitted:
-            raise RecforgeError(f"recall channel {self.name!r} is not fitted: call fit() or load() first")
-
-    @abstractmethod
-    def item_vectors(self) -> np.ndarray:
-        """float32 [n_items, D], row = item code."""
-
-    @abstractmethod
-    def user_vectors(self, query: Query) -> np.ndarray:
-        """float32 [len(query), D]; an all-NaN row marks a user the channel cannot embed."""
-
-    def scores(self, query: Query) -> np.ndarray:
-        users = self.user_vectors(query)
-        known = ~np.isnan(users).any(axis=1)
-        out = np.full((len(query), self.n_items), -np.inf, dtype=np.float32)
-        out[known] = users[known] @ self.item_vectors().T
-        return out
+class NeuralChannel(EmbeddingChannel):
+    """An embedding channel trained by recforge.train.retrieval, which monitors it on the valid split."""
 
     def validator(
         self,

@@ -26,7 +26,8 @@ from recforge.features import FeatureSet
 from recforge.models.recall import DSSM, DSSMConfig, TwoTower, YouTubeDNN, YouTubeDNNConfig
 from recforge.models.recall.towers import cap_rows, history_rows
 from recforge.recall.channels.base import FitContext, Query, register_channel
-from recforge.recall.channels.neural import EmbeddingChannel
+from recforge.recall.channels.embedding import IndexOption
+from recforge.recall.channels.neural import NeuralChannel
 from recforge.recall.channels.side import SideRows, side_configs
 from recforge.recall.interactions import Interactions
 from recforge.train.retrieval import RetrievalResult, RetrievalTrainer, RetrievalTrainOptions, torch_threads
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 BLOCK = 8192  # rows per forward pass when computing vectors
 
 
-class TwoTowerOptions(RetrievalTrainOptions):
+class TwoTowerOptions(RetrievalTrainOptions, IndexOption):
     loss: Literal["inbatch", "sampled_softmax"] = "inbatch"  # type: ignore[assignment]
     features: list[FeatureConfig] | None = Field(
         None, description="Feature configs for the towers (default: the pipeline's `features`); `side` picks the tower."
@@ -51,7 +52,7 @@ class YouTubeDNNOptions(YouTubeDNNConfig, TwoTowerOptions):
     """`youtube_dnn` channel options: tower shape and history (YouTubeDNNConfig) + training + features."""
 
 
-class TwoTowerChannel(EmbeddingChannel):
+class TwoTowerChannel(NeuralChannel):
     """Shared fit / vectors / save of the two-tower channels; subclasses build their model."""
 
     options: DSSMOptions | YouTubeDNNOptions
@@ -69,7 +70,7 @@ class TwoTowerChannel(EmbeddingChannel):
         """The model for the fitted side features (`self.users`, `self.items`)."""
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Interactions, context: FitContext) -> None:
+    def fit_vectors(self, train: Interactions, context: FitContext) -> None:
         opts = self.options
         seed = context.seed if opts.seed is None else opts.seed
         configs = list(opts.features if opts.features is not None else context.features)
@@ -140,12 +141,13 @@ class TwoTowerChannel(EmbeddingChannel):
 
     # ------------------------------------------------------------ vectors
     def item_vectors(self) -> np.ndarray:
+        """float32 [n_items, D] from the item tower (computed once after fit), row = item code."""
         self.require_fitted(self.item_table is not None)
         assert self.item_table is not None
         return self.item_table.numpy()
 
     def user_vectors(self, query: Query) -> np.ndarray:
-        """Every user gets a vector: known users from their features, cold ones from default features."""
+        """The user tower on request: known users from their features, cold ones from default features."""
         self.require_fitted(self.model is not None)
         assert self.model is not None and self.users is not None
         self.model.eval()
