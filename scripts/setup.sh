@@ -6,3 +6,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 $PY -m pip install --quiet "torch==2.13.0"
 $PY -m pip install --quiet -e ".[dev]"
+
+# Real services the tests start themselves: Debian's redis-server (the feature-store tests run their own on a
+# free port). Idempotent; sudo only when not root and available; the package index is refreshed only if needed.
+if ! command -v redis-server >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y --no-install-recommends redis-server \
+    || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends redis-server; }
+fi

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from recforge.cli_features import features_app
 from recforge.errors import ConfigError, RecforgeError
 
 app = typer.Typer(help="recforge: from raw logs to a live recommender.", no_args_is_help=True, add_completion=False)
@@ -17,6 +18,7 @@ config_app = typer.Typer(help="Inspect and validate pipeline configs.", no_args_
 app.add_typer(config_app, name="config")
 recall_app = typer.Typer(help="Recall: candidate generation channels, their merge and i2i jobs.", no_args_is_help=True)
 app.add_typer(recall_app, name="recall")
+app.add_typer(features_app, name="features")
 
 SET_HELP = "Override a config value by dotted path, e.g. --set train.optimizer.lr=0.01 (repeatable)."
 
@@ -66,6 +68,11 @@ def quickstart(
     typer.echo(f"bundle: {result.rank.bundle}\nmetrics: {result.rank.out_dir / 'metrics.json'}")
     if result.recall is not None:
         typer.echo(f"recall bundle: {result.recall.bundle}")
+    if result.serving is not None and result.requests:
+        typer.echo(f"\nserve it:  recforge serve {result.rank.bundle}   (reads {result.serving})")
+        request, answer = result.requests[0], result.answers[0]
+        typer.echo(f"then:      curl -s localhost:8000/recommend -d '{json.dumps(request)}'")
+        typer.echo(f"answer (computed in process by the same service code): {json.dumps(answer)}")
 
 
 @app.command()
@@ -101,6 +108,34 @@ def predict(
     defaults = {k: v for k, v in counts.items() if k != "rows"}
     if defaults:
         typer.echo(f"values mapped to defaults: {defaults}")
+
+
+@app.command()
+def serve(
+    model: Path = typer.Argument(..., help="Ranking bundle, or a model stream directory (versions + LATEST)."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Serving YAML (default: serving.yaml in MODEL or beside it)."
+    ),
+    host: str | None = typer.Option(None, help="Bind address (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default 8000)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a serving config value, e.g. --set backend=onnx."),
+) -> None:
+    """Serve /recommend, KServe v2 and TF-Serving inference with hot model swaps (FastAPI + uvicorn)."""
+    import uvicorn
+
+    from recforge.config.serving import find_serving_config, load_serving_config
+    from recforge.serving.http import create_app
+    from recforge.serving.service import build_service
+
+    file = config or find_serving_config(model)
+    settings = [*overrides, *([f"http.host={host}"] if host else []), *([f"http.port={port}"] if port else [])]
+    cfg = load_serving_config(file, settings)
+    service = build_service(model, cfg)
+    typer.echo(
+        f"serving {service.predictor.name} version {service.predictor.version} on http://{cfg.http.host}:{cfg.http.port}"
+        f" (config: {file or 'defaults'}; watching {model} for new versions: {cfg.watch.enabled})"
+    )
+    uvicorn.run(create_app(service), host=cfg.http.host, port=cfg.http.port, log_level="warning", access_log=False)
 
 
 def _print_recall_metrics(metrics: dict[str, Any], ks: tuple[int, ...] = (10, 50)) -> None:

@@ -55,4 +55,9 @@ def load_state(path: str | Path) -> Any:
     for suffix in (".safetensors", ".json"):
         if not base.with_suffix(suffix).exists():
             raise BundleError(f"{base.with_suffix(suffix)} is missing (incomplete checkpoint or bundle)")
-    return _join(json.loads(base.with_suffix(".json").read_text()), load_file(str(base.with_suffix(".safetensors"))))
+    try:
+        tensors = load_file(str(base.with_suffix(".safetensors")))
+        structure = json.loads(base.with_suffix(".json").read_text())
+    except Exception as exc:  # safetensors raises its own error types; a corrupt file is a bundle problem
+        raise BundleError(f"{base}: unreadable state ({type(exc).__name__}: {exc})") from exc
+    return _join(structure, tensors)

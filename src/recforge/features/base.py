@@ -26,6 +26,7 @@ class FeatureState:
 
     params: dict[str, Any] = field(default_factory=dict)
     arrays: dict[str, pa.Array] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # derived lookups, never saved
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,99 @@
+"""A model stream: a directory of versioned bundles and an atomically updated `LATEST` pointer.
+
+    STREAM/
+      LATEST                 one line: the directory name of the version to serve
+      20261128-101500-ab12cd/  a bundle (manifest.json, config.yaml, features/, model/)
+      20261128-102000-ef34ab/
+
+A served path is either one bundle (its manifest names the version; rewriting it in place with
+`save_bundle` swaps the whole directory atomically) or a stream. Without `LATEST` the newest complete
+bundle (by version name, which sorts by creation time) is current. Readers never see a half-written
+version: `publish` copies into a hidden temp directory, renames it, and only then moves the pointer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from recforge.bundle.bundle import MANIFEST
+from recforge.errors import BundleError
+
+POINTER = "LATEST"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """The bundle directory to serve now and the version its manifest names."""
+
+    path: Path
+    version: str
+
+
+def is_bundle(path: Path) -> bool:
+    return (path / MANIFEST).is_file()
+
+
+def _manifest_version(bundle: Path) -> str:
+    try:
+        return str(json.loads((bundle / MANIFEST).read_text())["version"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise BundleError(f"{bundle}: unreadable {MANIFEST}: {exc}") from exc
+
+
+def versions(stream: str | Path) -> list[Path]:
+    """Complete bundles in a stream directory, oldest first (hidden temp directories are skipped)."""
+    base = Path(stream)
+    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".") and is_bundle(p))
+
+
+def current(path: str | Path) -> ModelVersion:
+    """What a watcher of `path` should serve now; a clear BundleError when there is nothing to serve."""
+    base = Path(path)
+    if not base.is_dir():
+        raise BundleError(f"{base} does not exist or is not a directory (expected a bundle or a model stream)")
+    if is_bundle(base):
+        return ModelVersion(base, _manifest_version(base))
+    pointer = base / POINTER
+    if pointer.is_file():
+        name = pointer.read_text().strip()
+        target = base / name
+        if not is_bundle(target):
+            raise BundleError(f"{pointer} names {name!r}, which is not a complete bundle in {base}")
+        return ModelVersion(target, _manifest_version(target))
+    found = versions(base)
+    if not found:
+        raise BundleError(f"{base} holds no bundle: neither {MANIFEST} nor versioned bundle directories")
+    return ModelVersion(found[-1], _manifest_version(found[-1]))
+
+
+def point_to(stream: str | Path, name: str) -> None:
+    """Move the LATEST pointer atomically (write a temp file, then rename over the old one)."""
+    base = Path(stream)
+    if not is_bundle(base / name):
+        raise BundleError(f"{base / name} is not a complete bundle; the pointer was not moved")
+    tmp = base / f".{POINTER}.{uuid.uuid4().hex[:8]}"
+    tmp.write_text(name + "\n")
+    os.replace(tmp, base / POINTER)
+
+
+def publish(bundle: str | Path, stream: str | Path, name: str | None = None) -> Path:
+    """Copy a bundle into the stream as a new version and point LATEST at it; returns its directory."""
+    source = Path(bundle)
+    if not is_bundle(source):
+        raise BundleError(f"{source} is not a bundle ({MANIFEST} is missing)")
+    base = Path(stream)
+    base.mkdir(parents=True, exist_ok=True)
+    name = name or _manifest_version(source)
+    target = base / name
+    if target.exists():
+        raise BundleError(f"{target} already exists: a published version is never overwritten")
+    tmp = base / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(source, tmp)
+    os.replace(tmp, target)
+    point_to(base, name)
+    return target

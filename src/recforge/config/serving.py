@@ -1,0 +1,111 @@
+"""The `serving:` config: what `recforge serve` loads, how it recalls and ranks, and how it listens.
+
+Relative paths are resolved against the directory of the file that holds the config (the serving
+YAML, or the bundle whose config carries a `serving:` block), so a served directory can be moved.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+
+from recforge.config.features import Strict
+from recforge.config.loader import apply_override, format_validation_error, load_tree
+
+SERVING_FILE = "serving.yaml"
+
+
+class HttpConfig(Strict):
+    """Where the service listens. Loopback by default: exposing it is a deliberate choice."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_key: str | None = Field(
+        None, description="When set, every request but health must send it as `X-API-Key` (or `Authorization: Bearer`)."
+    )
+    api_key_env: str | None = Field(None, description="Read the API key from this environment variable instead.")
+    max_candidates: int = Field(100_000, ge=1, description="Larger candidate lists get a 413, not a slow answer.")
+    max_k: int = Field(1_000, ge=1)
+
+
+class WatchConfig(Strict):
+    """Hot swap: poll the model directory and load a new version off the request path."""
+
+    enabled: bool = True
+    poll_seconds: float = Field(1.0, gt=0)
+
+
+class RecommendConfig(Strict):
+    """The /recommend pipeline: recall depth, how many candidates get ranked, what is filtered."""
+
+    k: int = Field(10, ge=1, description="Items returned when the request gives no `k`.")
+    candidates: int = Field(500, ge=1, description="Merged recall candidates handed to the ranker.")
+    history_column: str | None = Field(
+        None,
+        description="User-table list column with the user's recent items (newest last). Default: the items "
+        "the request sends as `recent_items`, else the user's training history in the recall bundle.",
+    )
+    recent_items: int = Field(50, ge=1, description="At most this many recent items seed the i2i channels.")
+    exclude_seen: bool = Field(True, description="Drop items the user has interacted with (history + recent).")
+
+
+class ServingConfig(Strict):
+    """Everything `recforge serve` needs beside the ranking bundle itself."""
+
+    recall: str | None = Field(None, description="Recall bundle directory (`recforge recall train --out`).")
+    store: dict[str, Any] = Field(
+        default_factory=lambda: {"kind": "embedded"},
+        description="Feature store options (kind: embedded | redis, entities with their table path and key); "
+        "validated by the store registry.",
+    )
+    backend: Literal["torch", "onnx"] = Field("torch", description="Dense-part runtime of the ranking model.")
+    threads: int = Field(1, ge=1, description="Intra-op threads per request (1 keeps tail latency flat).")
+    recommend: RecommendConfig = RecommendConfig()
+    http: HttpConfig = HttpConfig()
+    watch: WatchConfig = WatchConfig()
+
+
+def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
+    """Make `recall` and every `path` inside `store` absolute, relative to the config file's directory."""
+    if isinstance(tree.get("recall"), str):
+        tree["recall"] = str((base / tree["recall"]).resolve()) if "://" not in tree["recall"] else tree["recall"]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "path" and isinstance(value, str) and "://" not in value:
+                    node[key] = str((base / value).resolve())
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree.get("store"))
+
+
+def find_serving_config(model_path: str | Path) -> Path | None:
+    """`serving.yaml` inside the served directory, else beside it (where quickstart writes it)."""
+    base = Path(model_path)
+    for candidate in (base / SERVING_FILE, base.parent / SERVING_FILE):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_serving_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> ServingConfig:
+    """Read (or default), override with `--set`, validate; relative paths resolve against the file."""
+    tree: dict[str, Any] = {}
+    file = ""
+    if path is not None:
+        tree = load_tree(path)
+        file = str(path)
+        _resolve_paths(tree, Path(path).resolve().parent)
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    try:
+        return ServingConfig.model_validate(tree)
+    except ValidationError as err:
+        raise format_validation_error(err, file) from None

@@ -1,0 +1,148 @@
+"""KServe Open Inference Protocol v2 (REST) tensors <-> Arrow columns, with Triton's binary extension.
+
+A request names one tensor per model input column (shape [n] or [n, 1]); the answer is one `score`
+tensor of shape [n]. Triton's binary-tensor extension is supported both ways, so `tritonclient`
+works with its defaults: the JSON header is followed by raw little-endian buffers, its length in the
+`Inference-Header-Content-Length` HTTP header, each buffer's size in `parameters.binary_data_size`.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from recforge.errors import DataError
+
+HEADER = "Inference-Header-Content-Length"
+DTYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+}
+
+
+@dataclass
+class InferRequest:
+    id: str | None
+    table: pa.Table
+    binary_output: bool
+    outputs: list[str]
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    if data and isinstance(data[0], list):
+        return [v for row in data for v in _flatten(row)]
+    return data
+
+
+def _decode_bytes(buffer: bytes, name: str) -> list[str]:
+    """BYTES binary form: each element is a 4-byte little-endian length and that many bytes."""
+    out, pos = [], 0
+    while pos < len(buffer):
+        if pos + 4 > len(buffer):
+            raise DataError(f"input {name!r}: truncated BYTES element length")
+        (size,) = struct.unpack_from("<I", buffer, pos)
+        pos += 4
+        if pos + size > len(buffer):
+            raise DataError(f"input {name!r}: truncated BYTES element")
+        out.append(buffer[pos : pos + size].decode("utf-8", errors="replace"))
+        pos += size
+    return out
+
+
+def _column(spec: dict[str, Any], binary: bytes | None) -> pa.Array:
+    name, datatype = str(spec.get("name")), str(spec.get("datatype", "")).upper()
+    shape = spec.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) or not shape:
+        raise DataError(f"input {name!r}: `shape` must be a non-empty list of non-negative ints")
+    if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+        raise DataError(f"input {name!r}: shape {shape}; one value per row is expected ([n] or [n, 1])")
+    n = shape[0]
+    if datatype == "BYTES":
+        values: Any = _decode_bytes(binary, name) if binary is not None else [str(v) for v in _flatten(spec["data"])]
+    elif datatype in DTYPES:
+        if binary is not None:
+            values = np.frombuffer(binary, dtype=DTYPES[datatype])
+        else:
+            try:
+                values = np.asarray(_flatten(spec.get("data", [])), dtype=DTYPES[datatype])
+            except (TypeError, ValueError) as exc:
+                raise DataError(f"input {name!r}: data is not {datatype}: {exc}") from None
+    else:
+        allowed = ", ".join([*DTYPES, "BYTES"])
+        raise DataError(f"input {name!r}: datatype {datatype!r} is not one of {allowed}")
+    if len(values) != n:
+        raise DataError(f"input {name!r}: shape says {n} values, {len(values)} were sent")
+    return pa.array(values)
+
+
+def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
+    """Decode a v2 infer request body (plain JSON or JSON + binary buffers) into one Arrow table."""
+    try:
+        json_size = int(header_length) if header_length is not None else len(body)
+        head = json.loads(body[:json_size])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(head, dict) or not isinstance(head.get("inputs"), list) or not head["inputs"]:
+        raise DataError("a v2 infer request needs a non-empty `inputs` list")
+    columns: dict[str, pa.Array] = {}
+    offset = json_size
+    for spec in head["inputs"]:
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise DataError("every input needs a `name`, `shape`, `datatype` and `data`")
+        size = (spec.get("parameters") or {}).get("binary_data_size")
+        binary = None
+        if size is not None:
+            binary = body[offset : offset + int(size)]
+            if len(binary) != int(size):
+                raise DataError(f"input {spec['name']!r}: binary_data_size {size} exceeds the body")
+            offset += int(size)
+        elif "data" not in spec:
+            raise DataError(f"input {spec['name']!r} has neither `data` nor `parameters.binary_data_size`")
+        if spec["name"] in columns:
+            raise DataError(f"input {spec['name']!r} is given twice")
+        columns[spec["name"]] = _column(spec, binary)
+    lengths = {len(c) for c in columns.values()}
+    if len(lengths) > 1:
+        raise DataError(f"inputs differ in length: {sorted(lengths)}")
+    params = head.get("parameters") or {}
+    requested = head.get("outputs") or []
+    binary_output = bool(params.get("binary_data_output")) or any(
+        bool((o.get("parameters") or {}).get("binary_data")) for o in requested if isinstance(o, dict)
+    )
+    names = [str(o.get("name")) for o in requested if isinstance(o, dict)]
+    return InferRequest(head.get("id"), pa.table(columns), binary_output, names)
+
+
+def infer_response(
+    model: str, version: str, request_id: str | None, scores: np.ndarray, binary: bool
+) -> tuple[bytes, dict[str, str]]:
+    """The v2 answer with one FP32 `score` output; binary when the request asked for it."""
+    values = np.ascontiguousarray(scores, dtype="<f4")
+    output: dict[str, Any] = {"name": "score", "datatype": "FP32", "shape": [len(values)]}
+    head: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": [output]}
+    if request_id is not None:
+        head["id"] = request_id
+    if not binary:
+        output["data"] = values.tolist()
+        return json.dumps(head).encode(), {}
+    raw = values.tobytes()
+    output["parameters"] = {"binary_data_size": len(raw)}
+    header = json.dumps(head).encode()
+    return header + raw, {HEADER: str(len(header))}

@@ -1,0 +1,225 @@
+"""The /recommend pipeline: features -> recall channels -> merge -> filter -> rank -> top-k.
+
+One request is one user. Stages are timed (milliseconds) so a slow stage shows up in the response
+(on request) and in benchmarks. The ranking model is read from its slot once per request, so a hot
+swap mid-request never mixes two versions; the response names the version that ranked it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from recforge.config.serving import RecommendConfig
+from recforge.errors import DataError
+from recforge.recall.channels.base import Query
+from recforge.recall.model import RecallModel
+from recforge.serving.ids import IdIndex
+from recforge.serving.predictor import Predictor
+from recforge.serving.store import FeatureStore
+from recforge.serving.swap import ModelSlot
+
+
+@dataclass
+class RecommendRequest:
+    """What a caller asks for; ids are the raw ids of the data (int or str)."""
+
+    user_id: Any
+    k: int | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+    recent_items: Sequence[Any] = ()
+    exclude: Sequence[Any] = ()
+    candidates: Sequence[Any] | None = None
+    filters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Recommendation:
+    items: list[Any]
+    scores: list[float]
+    channels: list[list[str]]
+    model: str
+    version: str
+    user_known: bool
+    timings_ms: dict[str, float]
+
+    def to_json(self, user_id: Any, timings: bool = False) -> dict[str, Any]:
+        """The /recommend answer body."""
+        answer: dict[str, Any] = {
+            "user_id": user_id,
+            "items": [
+                {"item_id": i, "score": s, "channels": c}
+                for i, s, c in zip(self.items, self.scores, self.channels, strict=True)
+            ],
+            "model": self.model,
+            "version": self.version,
+            "user_known": self.user_known,
+        }
+        if timings:
+            answer["timings_ms"] = self.timings_ms
+        return answer
+
+
+class StageClock:
+    """Milliseconds per pipeline stage, in order."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.ms: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[stage] = round((now - self.last) * 1e3, 3)
+        self.last = now
+
+    def done(self) -> dict[str, float]:
+        self.ms["total"] = round((time.perf_counter() - self.start) * 1e3, 3)
+        return self.ms
+
+
+class Catalog:
+    """The servable items (raw ids and their item-table columns) with an id index for filters."""
+
+    def __init__(self, table: pa.Table, key: str) -> None:
+        if key not in table.column_names:
+            raise DataError(f"the item catalog has no key column {key!r} (columns: {table.column_names})")
+        self.table = table
+        self.key = key
+        self.index = IdIndex(table[key])
+
+    def mask(self, filters: Mapping[str, Any]) -> np.ndarray | None:
+        """Rows allowed by `{column: value or [values]}` filters (None when there are none)."""
+        if not filters:
+            return None
+        keep = np.ones(self.table.num_rows, bool)
+        for column, wanted in filters.items():
+            if column not in self.table.column_names:
+                raise DataError(f"filter on {column!r}: the item catalog has no such column")
+            values = wanted if isinstance(wanted, list) else [wanted]
+            try:
+                allowed = pc.is_in(self.table[column], value_set=pa.array(values).cast(self.table[column].type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                raise DataError(
+                    f"filter on {column!r}: {values!r} do not match the column type {self.table[column].type}"
+                ) from None
+            keep &= np.asarray(allowed.fill_null(False).to_numpy(zero_copy_only=False), bool)
+        return keep
+
+
+class Recommender:
+    """Recall (optional) and rank for one user per request; everything it needs is loaded up front."""
+
+    def __init__(
+        self,
+        slot: ModelSlot[Predictor],
+        store: FeatureStore,
+        catalog: Catalog,
+        recall: RecallModel | None,
+        config: RecommendConfig,
+    ) -> None:
+        self.slot = slot
+        self.store = store
+        self.catalog = catalog
+        self.recall = recall
+        self.config = config
+        if recall is not None:
+            self.recall_users = IdIndex(recall.vocab.user_ids)
+            self.recall_items = IdIndex(recall.vocab.item_ids)
+            self.recall_item_ids = recall.vocab.item_ids
+
+    def recommend(self, request: RecommendRequest) -> Recommendation:
+        clock = StageClock()
+        predictor = self.slot.current
+        user = self._user_row(predictor, request.user_id)
+        clock.lap("features")
+        k = request.k or self.config.k
+        ids, channels, known = self._candidates(request, user)
+        clock.lap("recall")
+        ids, channels = self._filter(request, ids, channels)
+        clock.lap("filter")
+        if len(ids) == 0:
+            return Recommendation([], [], [], predictor.name, predictor.version, known, clock.done())
+        scores = predictor.score(user, ids, request.context)
+        top = _top_k(scores, k)
+        clock.lap("rank")
+        return Recommendation(
+            [ids[i] for i in top],
+            [float(scores[i]) for i in top],
+            [channels[i] for i in top],
+            predictor.name,
+            predictor.version,
+            known,
+            clock.done(),
+        )
+
+    def _user_row(self, predictor: Predictor, user_id: Any) -> dict[str, Any]:
+        """The user's store row (defaults when missing) with the request's id under the model's user key."""
+        row = dict(self.store.get("user", [user_id])[0] or {})
+        if predictor.user_key is not None:
+            row[predictor.user_key] = user_id
+        return row
+
+    def _history(self, request: RecommendRequest, user: Mapping[str, Any]) -> list[Any]:
+        recent = list(request.recent_items)
+        column = self.config.history_column
+        if column and not recent and isinstance(user.get(column), list):
+            recent = list(user[column])
+        return recent[-self.config.recent_items :]
+
+    def _candidates(
+        self, request: RecommendRequest, user: Mapping[str, Any]
+    ) -> tuple[list[Any], list[list[str]], bool]:
+        """Request candidates as given, or the merged recall list; with each item's channels."""
+        if request.candidates is not None:
+            return list(request.candidates), [["request"]] * len(request.candidates), True
+        if self.recall is None:
+            raise DataError("this service has no recall bundle: send `candidates` with the request")
+        code = int(self.recall_users.codes([request.user_id])[0])
+        n_items = len(self.recall_item_ids)
+        recent = self.recall_items.codes(self._history(request, user))
+        recent = recent[recent >= 0]
+        history = self.recall.history[max(code, 0)] if code >= 0 else sp.csr_matrix((1, n_items), dtype=np.float32)
+        if len(recent):
+            extra = sp.csr_matrix((np.ones(len(recent), np.float32), (np.zeros(len(recent)), recent)), (1, n_items))
+            history = (history + extra).sign().tocsr()
+        exclude = history if self.config.exclude_seen else None
+        query = Query(np.array([code], np.int64), history.tocsr(), exclude)
+        merged = self.recall.recall(query, k=self.config.candidates)
+        row = merged.items[0]
+        valid = np.flatnonzero(row >= 0)
+        ids = self.recall_item_ids.take(pa.array(row[valid])).to_pylist()
+        channels = [merged.channel_names(0, int(c)) or ["popular"] for c in valid]
+        return ids, channels, code >= 0
+
+    def _filter(
+        self, request: RecommendRequest, ids: list[Any], channels: list[list[str]]
+    ) -> tuple[list[Any], list[list[str]]]:
+        """Drop blocked items, items outside the catalog filters, and (for request candidates) seen items."""
+        drop = set(request.exclude)
+        if request.candidates is not None and self.config.exclude_seen:
+            drop.update(request.recent_items)
+        allowed = self.catalog.mask(request.filters)
+        if not drop and allowed is None:
+            return ids, channels
+        rows = self.catalog.index.codes(ids) if allowed is not None else None
+        keep = [
+            i
+            for i, item in enumerate(ids)
+            if item not in drop and (rows is None or (rows[i] >= 0 and allowed is not None and allowed[rows[i]]))
+        ]
+        return [ids[i] for i in keep], [channels[i] for i in keep]
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k best scores, best first (ties keep candidate order)."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
