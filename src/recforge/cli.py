@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,17 +126,26 @@ def serve(
 
     from recforge.config.serving import find_serving_config, load_serving_config
     from recforge.serving.http import create_app
+    from recforge.serving.http.app import CONFIG_ENV, MODEL_ENV
     from recforge.serving.service import build_service
 
     file = config or find_serving_config(model)
     settings = [*overrides, *([f"http.host={host}"] if host else []), *([f"http.port={port}"] if port else [])]
     cfg = load_serving_config(file, settings)
-    service = build_service(model, cfg)
+    service = build_service(model, cfg)  # also when workers > 1: a bad config or bundle fails here, once
     typer.echo(
         f"serving {service.predictor.name} version {service.predictor.version} on http://{cfg.http.host}:{cfg.http.port}"
-        f" (config: {file or 'defaults'}; watching {model} for new versions: {cfg.watch.enabled})"
+        f" with {cfg.http.workers} worker(s) (config: {file or 'defaults'}; watching {model}: {cfg.watch.enabled})"
     )
-    uvicorn.run(create_app(service), host=cfg.http.host, port=cfg.http.port, log_level="warning", access_log=False)
+    options: dict[str, Any] = {"host": cfg.http.host, "port": cfg.http.port, "log_level": "warning"}
+    if cfg.http.workers == 1:
+        uvicorn.run(create_app(service), access_log=False, **options)
+        return
+    service.stop()
+    os.environ[MODEL_ENV], os.environ[CONFIG_ENV] = str(model.resolve()), cfg.model_dump_json()
+    uvicorn.run(
+        "recforge.serving.http.app:app_from_env", factory=True, workers=cfg.http.workers, access_log=False, **options
+    )
 
 
 def _print_recall_metrics(metrics: dict[str, Any], ks: tuple[int, ...] = (10, 50)) -> None:

@@ -304,6 +304,17 @@ def test_api_key_guards_everything_but_health(run: Run) -> None:
         stop_server(srv)
 
 
+def test_two_worker_processes_share_the_port_and_both_answer(run: Run) -> None:
+    srv = start_server(run.stream, run.serving, "http.workers=2", "watch.enabled=false")
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as client:
+            answers = [client.post("/recommend", json={"user_id": u, "k": 3}) for u in range(40)]
+        assert all(a.status_code == 200 and len(a.json()["items"]) == 3 for a in answers)
+        assert len({a.json()["version"] for a in answers}) == 1
+    finally:
+        stop_server(srv)
+
+
 # ------------------------------------------------------------------ hot swaps
 def new_version(run: Run, name: str, corrupt: bool = False) -> None:
     source = next(p for p in sorted(run.stream.iterdir()) if (p / "manifest.json").exists())

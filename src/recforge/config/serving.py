@@ -28,6 +28,12 @@ class HttpConfig(Strict):
     api_key_env: str | None = Field(None, description="Read the API key from this environment variable instead.")
     max_candidates: int = Field(100_000, ge=1, description="Larger candidate lists get a 413, not a slow answer.")
     max_k: int = Field(1_000, ge=1)
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Server processes sharing the port; each loads the models, watches for swaps and keeps its "
+        "own /metrics counters. Use one per core a request should not wait for.",
+    )
 
 
 class WatchConfig(Strict):

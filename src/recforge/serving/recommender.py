@@ -129,10 +129,11 @@ class Recommender:
         self.catalog = catalog
         self.recall = recall
         self.config = config
+        self._channel_names: dict[int, list[str]] = {}  # provenance bitmask -> channel names (a handful)
         if recall is not None:
             self.recall_users = IdIndex(recall.vocab.user_ids)
             self.recall_items = IdIndex(recall.vocab.item_ids)
-            self.recall_item_ids = recall.vocab.item_ids
+            self.recall_item_list = np.asarray(recall.vocab.item_ids.to_pylist(), dtype=object)
 
     def recommend(self, request: RecommendRequest) -> Recommendation:
         clock = StageClock()
@@ -182,21 +183,28 @@ class Recommender:
         if self.recall is None:
             raise DataError("this service has no recall bundle: send `candidates` with the request")
         code = int(self.recall_users.codes([request.user_id])[0])
-        n_items = len(self.recall_item_ids)
-        recent = self.recall_items.codes(self._history(request, user))
-        recent = recent[recent >= 0]
-        history = self.recall.history[max(code, 0)] if code >= 0 else sp.csr_matrix((1, n_items), dtype=np.float32)
-        if len(recent):
-            extra = sp.csr_matrix((np.ones(len(recent), np.float32), (np.zeros(len(recent)), recent)), (1, n_items))
-            history = (history + extra).sign().tocsr()
+        history = self._history_row(code, self.recall_items.codes(self._history(request, user)))
         exclude = history if self.config.exclude_seen else None
-        query = Query(np.array([code], np.int64), history.tocsr(), exclude)
-        merged = self.recall.recall(query, k=self.config.candidates)
+        merged = self.recall.recall(Query(np.array([code], np.int64), history, exclude), k=self.config.candidates)
         row = merged.items[0]
         valid = np.flatnonzero(row >= 0)
-        ids = self.recall_item_ids.take(pa.array(row[valid])).to_pylist()
-        channels = [merged.channel_names(0, int(c)) or ["popular"] for c in valid]
+        ids = self.recall_item_list[row[valid]].tolist()
+        names = self._channel_names
+        channels = [
+            names.get(m) or names.setdefault(m, merged.channel_names(0, c))
+            for m, c in zip(merged.sources[0, valid].tolist(), valid.tolist(), strict=True)
+        ]
         return ids, channels, code >= 0
+
+    def _history_row(self, code: int, recent: np.ndarray) -> sp.csr_matrix:
+        """[1, n_items] CSR of the user's training items (known users) and the request's recent items."""
+        assert self.recall is not None
+        known = self.recall.history
+        items = known.indices[known.indptr[code] : known.indptr[code + 1]] if code >= 0 else np.empty(0, np.int64)
+        if len(recent):
+            items = np.union1d(items, recent[recent >= 0])
+        n_items = known.shape[1]
+        return sp.csr_matrix((np.ones(len(items), np.float32), items, np.array([0, len(items)])), shape=(1, n_items))
 
     def _filter(
         self, request: RecommendRequest, ids: list[Any], channels: list[list[str]]

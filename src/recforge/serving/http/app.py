@@ -8,6 +8,7 @@ of any kind is a 4xx with a message that says what to fix; a 500 means a recforg
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import time
@@ -156,7 +157,7 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse({"error": "invalid request", "problems": problems}, status_code=422)
 
     @app.post("/recommend")
-    async def recommend(body: RecommendBody) -> dict[str, Any]:
+    async def recommend(body: RecommendBody) -> Response:
         k = body.k or service.config.recommend.k
         if k > config.max_k:
             raise HttpError(400, f"k={k} is above the service's max_k={config.max_k}")
@@ -167,7 +168,7 @@ def create_app(service: Service) -> FastAPI:
                 body.user_id, k, body.context, body.recent_items, body.exclude, body.candidates, body.filters
             )
         )
-        return result.to_json(body.user_id, body.timings)
+        return Response(json.dumps(result.to_json(body.user_id, body.timings)), media_type="application/json")
 
     async def v2_infer(name: str, request: Request) -> Response:
         predictor = _model(service, name)
@@ -250,8 +251,6 @@ def create_app(service: Service) -> FastAPI:
 
 def _tf_serving_table(body: bytes) -> tuple[pa.Table, bool]:
     """TF-Serving REST: row form `{"instances": [{col: v}, ...]}` or columnar `{"inputs": {col: [...]}}`."""
-    import json
-
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -271,3 +270,16 @@ def _tf_serving_table(body: bytes) -> tuple[pa.Table, bool]:
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise HttpError(400, f"instances do not form a table: {exc}") from None
     raise HttpError(400, 'expected a non-empty {"instances": [...]} or {"inputs": {...}}')
+
+
+MODEL_ENV = "RECFORGE_SERVE_MODEL"
+CONFIG_ENV = "RECFORGE_SERVE_CONFIG"
+
+
+def app_from_env() -> Any:
+    """uvicorn factory for multi-process serving: each worker builds its own Service from the environment."""
+    from recforge.config.serving import ServingConfig
+    from recforge.serving.service import build_service
+
+    config = ServingConfig.model_validate_json(os.environ[CONFIG_ENV])
+    return create_app(build_service(os.environ[MODEL_ENV], config))
