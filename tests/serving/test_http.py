@@ -382,6 +382,7 @@ def test_redis_store_outage_degrades_to_defaults_and_recovers(run: Run, redis_se
     config = yaml.safe_load(run.serving.read_text())
     options = {"kind": "redis", "url": redis_server.url, "prefix": "svc", "timeout_ms": 50, "retry_max_ms": 200}
     options["entities"] = {k: {**v, "path": str(run.root / v["path"])} for k, v in config["store"]["entities"].items()}
+
     def push() -> None:
         tables = run.root / "tables"
         sources = entity_sources(
