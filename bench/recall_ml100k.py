@@ -71,7 +71,7 @@ def build_split(data: Path, work: Path) -> tuple[Any, Any, Path]:
     return raw, recall_data, split
 
 
-def recforge_side(raw: Any, data: Any, threads: int) -> dict[str, dict[str, Any]]:
+def recforge_side(raw: Any, data: Any, threads: int, names: list[str]) -> dict[str, dict[str, Any]]:
     """Every recforge channel fitted (timed) and scored on test."""
     import torch
 
@@ -87,7 +87,8 @@ def recforge_side(raw: Any, data: Any, threads: int) -> dict[str, dict[str, Any]
         {"name": "item_id", "kind": "id", "side": "item"},
     ]
     feature_cfgs = build_config({"features": features}).features
-    cfg = RecallConfig.model_validate({"channels": CHANNELS, "progress": False, "merge": {"k": 50}})
+    channels = [c for c in CHANNELS if not names or c["name"] in names]
+    cfg = RecallConfig.model_validate({"channels": channels, "progress": False, "merge": {"k": 50}})
     context = FitContext(vocab=data.vocab, valid=data.valid, features=feature_cfgs, embedding_dim=64, progress=False)
     model = RecallModel.fit(cfg, data.train, context)
     results = evaluate_split(model, data, "test", RecallEvalConfig(ks=[10, 20, 50]), progress=False)
@@ -171,12 +172,17 @@ def main() -> None:
     parser.add_argument(
         "--recbole-models", default="ItemKNN,EASE,BPR,LightGCN,MultiVAE", help="comma-separated RecBole models"
     )
+    parser.add_argument("--channels", default="", help="comma-separated recforge channels (default: all)")
+    parser.add_argument("--no-implicit", action="store_true", help="skip calling implicit's ALS directly")
     args = parser.parse_args()
+    names = [c for c in args.channels.split(",") if c]
     args.work.mkdir(parents=True, exist_ok=True)
     raw, data, split = build_split(args.data, args.work)
     rounds = []
     for r in range(args.rounds):
-        result = {**recforge_side(raw, data, args.threads), "implicit ALS": implicit_direct(data, args.threads)}
+        result = recforge_side(raw, data, args.threads, names)
+        if not args.no_implicit:
+            result["implicit ALS"] = implicit_direct(data, args.threads)
         result.update(recbole_side(split, args.work, [m for m in args.recbole_models.split(",") if m], args.threads))
         rounds.append(result)
         print(
