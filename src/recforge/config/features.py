@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Side = Literal["user", "item", "context"]
 
@@ -17,6 +17,46 @@ class StaticStorage(Strict):
     """Default storage: a fixed-size table (vocab rows or hash buckets)."""
 
     kind: Literal["static"] = "static"
+
+
+class CounterAdmission(Strict):
+    """Admit an id into a dynamic table after `min_count` occurrences in training lookups (exact counts)."""
+
+    kind: Literal["counter"]
+    min_count: int = Field(2, ge=1)
+
+
+class BloomAdmission(Strict):
+    """Admit after `min_count` occurrences, counted in a counting Bloom filter of bounded memory
+    (sized for `capacity` distinct ids at false-positive rate `fp_rate`; a false positive admits early)."""
+
+    kind: Literal["bloom"]
+    min_count: int = Field(2, ge=1, le=255)
+    capacity: int = Field(1_000_000, ge=1)
+    fp_rate: float = Field(0.01, gt=0, lt=1)
+
+
+class Eviction(Strict):
+    """What `DynamicTable.evict` removes (at checkpoint/export time and on demand); unset = never."""
+
+    max_idle_steps: int | None = Field(None, ge=0, description="Rows not updated for more steps than this.")
+    min_norm: float | None = Field(None, gt=0, description="Rows whose L2 norm is below this.")
+    max_rows: int | None = Field(None, ge=1, description="Keep at most this many rows (least frequent go first).")
+
+
+class DynamicStorage(Strict):
+    """A collision-free table keyed by the raw int64 id (or 64-bit hash of a string id) that grows on demand."""
+
+    kind: Literal["dynamic"]
+    initial_capacity: int = Field(1024, ge=1, description="Rows allocated up front; grows x2 when full.")
+    admission: Annotated[CounterAdmission | BloomAdmission, Field(discriminator="kind")] | None = None
+    eviction: Eviction = Eviction()
+    default: Literal["zero"] | float = Field(
+        "zero", description="Vector (every element this value) that not-yet-admitted or unknown ids read."
+    )
+
+
+Storage = Annotated[StaticStorage | DynamicStorage, Field(discriminator="kind")]
 
 
 class FeatureBase(Strict):
@@ -37,7 +77,16 @@ class IdFeatureConfig(FeatureBase):
     min_count: int = Field(1, ge=1, description="Values seen fewer times map to the OOV row 0.")
     max_vocab: int | None = Field(None, ge=1, description="Keep only the most frequent values.")
     hash_buckets: int | None = Field(None, ge=2, description="Hash into this many rows, no vocab.")
-    storage: StaticStorage = StaticStorage()
+    storage: Storage = StaticStorage()
+
+    @model_validator(mode="after")
+    def _dynamic_has_no_vocab(self) -> IdFeatureConfig:
+        if self.storage.kind == "dynamic" and (self.hash_buckets or self.max_vocab or self.min_count > 1):
+            raise ValueError(
+                "storage kind 'dynamic' keys rows by the raw id: drop hash_buckets / max_vocab / min_count "
+                "(use storage.admission.min_count to admit ids after N occurrences)"
+            )
+        return self
 
 
 class NumericFeatureConfig(FeatureBase):

@@ -56,6 +56,32 @@ class VocabCounter:
         return table["v"].combine_chunks(), table["n"].combine_chunks()
 
 
+MISSING_KEY = np.iinfo(np.int64).min  # the dynamic-table key of a null id
+
+
+def dynamic_keys(values: pa.Array, state: FeatureState, feature: str, report: TransformReport) -> np.ndarray:
+    """int64 key per value for a dynamic table: the id itself for integers (collision-free), a stable
+    64-bit hash (blake2b) for strings; values are first read as the fitted type so serving matches training."""
+    fitted = state.arrays["dtype"].type
+    if values.type != fitted:
+        try:
+            values = values.cast(fitted)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(
+                f"feature {feature!r}: values of type {values.type} cannot be read as {fitted}: {exc}"
+            ) from exc
+    nulls = pc.is_null(values).to_numpy(zero_copy_only=False)
+    report.add(feature, "missing", int(nulls.sum()))
+    if pa.types.is_integer(values.type):  # the id's own bits (uint64 above 2^63 wrap to negative keys)
+        wide = pa.uint64() if values.type == pa.uint64() else pa.int64()
+        keys = pc.fill_null(values.cast(wide), 0).to_numpy(zero_copy_only=False).astype(wide.to_pandas_dtype())
+        keys = keys.view(np.int64)
+    else:
+        keys = hash_values(values).view(np.int64)
+    keys[nulls] = MISSING_KEY
+    return keys
+
+
 def lookup_ids(values: pa.Array, state: FeatureState, feature: str, report: TransformReport) -> np.ndarray:
     """Vocab index + 1 per value (0 for null or out of vocabulary), or hash bucket + 1."""
     buckets = state.params.get("hash_buckets")
@@ -145,26 +171,42 @@ class IdFeature(Feature[IdFeatureConfig]):
 
     kind = "id"
 
+    @property
+    def dynamic(self) -> bool:
+        return self.config.storage.kind == "dynamic"
+
     def fit_begin(self) -> None:
         self.counter = VocabCounter()
+        self.value_type: pa.DataType | None = None
 
     def fit_update(self, table: pa.Table, features: dict[str, Feature[Any]]) -> None:
-        if self.config.hash_buckets is None:
+        if self.dynamic:
+            self.value_type = self.value_type or column(table, self.source, self.name).type
+        elif self.config.hash_buckets is None:
             self.counter.update(column(table, self.source, self.name))
 
     def fit_end(self) -> FeatureState:
+        if self.dynamic:  # no vocab: the table admits ids itself; only the value type is kept (for serving)
+            return FeatureState(
+                params={"dynamic": True}, arrays={"dtype": pa.array([], self.value_type or pa.string())}
+            )
         if self.config.hash_buckets is not None:
             return FeatureState(params={"hash_buckets": self.config.hash_buckets})
         return fit_vocab_state(self.counter, self.name, self.config.min_count, self.config.max_vocab)
 
     def transform(self, table: pa.Table, ctx: TransformContext, report: TransformReport) -> IdOutput:
-        return IdOutput(lookup_ids(column(table, self.source, self.name), ctx.states[self.name], self.name, report))
+        values, state = column(table, self.source, self.name), ctx.states[self.name]
+        if state.params.get("dynamic"):
+            return IdOutput(dynamic_keys(values, state, self.name, report))
+        return IdOutput(lookup_ids(values, state, self.name, report))
 
     def field_spec(self, state: FeatureState) -> FieldSpec:
         return FieldSpec(self.name, "id", self.side, table=self.name, dim=self.dim)
 
     def table_spec(self, state: FeatureState) -> TableSpec:
-        return TableSpec(self.name, table_rows(state), self.dim, self.config.storage.model_dump())
+        storage = self.config.storage
+        rows = storage.initial_capacity if storage.kind == "dynamic" else table_rows(state)
+        return TableSpec(self.name, rows, self.dim, storage.model_dump())
 
 
 def split_weighted(tokens: pa.Array, weight_sep: str | None, feature: str) -> tuple[pa.Array, np.ndarray | None]:

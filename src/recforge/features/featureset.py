@@ -21,7 +21,7 @@ from pydantic import TypeAdapter
 from recforge.batch import Bag, Batch
 from recforge.config.features import FeatureConfig
 from recforge.config.schema import PipelineConfig
-from recforge.errors import BundleError, DataError, RecforgeError
+from recforge.errors import BundleError, DataError, FeatureError, RecforgeError
 from recforge.features.base import (
     FEATURE_KINDS,
     BagOutput,
@@ -63,7 +63,14 @@ class FeatureSet:
             )
         for feature in self.features.values():
             if feature.kind == "sequence":
-                feature.dim = self.features[feature.config.of].dim
+                of = self.features[feature.config.of]
+                if getattr(of.config, "storage", None) is not None and of.config.storage.kind == "dynamic":
+                    raise FeatureError(
+                        feature.name,
+                        f"sequences of {of.name!r} are not supported while its storage is 'dynamic'",
+                        fix=f"use static storage for {of.name!r} (or drop the sequence)",
+                    )
+                feature.dim = of.dim
         self.states: dict[str, FeatureState] = {}
 
     @classmethod

@@ -252,7 +252,8 @@ def distinct_items(table: pa.Table, key: str) -> pa.Table:
 
 # ------------------------------------------------------------------ raw column types (for nulls and v2 metadata)
 def _vocab_type(features: FeatureSet, name: str) -> pa.DataType:
-    vocab = features.states[name].arrays.get("vocab")
+    arrays = features.states[name].arrays
+    vocab = arrays.get("vocab", arrays.get("dtype"))  # a dynamic id feature keeps only its value type
     return vocab.type if vocab is not None else pa.string()
 
 

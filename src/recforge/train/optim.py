@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from recforge.config.schema import OptimizerConfig
-from recforge.embedding import EmbeddingCollection
+from recforge.embedding import EmbeddingCollection, dynamic_tables
 from recforge.registry import Registry
 
 
@@ -64,7 +64,10 @@ def embedding_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def build_optimizers(model: nn.Module, cfg: OptimizerConfig) -> list[torch.optim.Optimizer]:
-    """[dense] when embeddings train with the dense optimizer, else [dense, sparse]."""
+    """[dense] when embeddings train with the dense optimizer, else [dense, sparse].
+
+    Dynamic tables hold no nn.Parameter: they get `cfg.sparse` and the embedding lr and apply it themselves.
+    """
     sparse_params = embedding_parameters(model) if cfg.sparse != "dense_adam" else []
     sparse_ids = {id(p) for p in sparse_params}
     dense_params = [p for p in model.parameters() if id(p) not in sparse_ids]
@@ -73,6 +76,8 @@ def build_optimizers(model: nn.Module, cfg: OptimizerConfig) -> list[torch.optim
     if cfg.dense in ("adam", "adamw"):
         kwargs["fused"] = True
     optimizers: list[torch.optim.Optimizer] = [dense_cls(dense_params, **kwargs)]  # type: ignore[arg-type]
+    for table in dynamic_tables(model):  # no parameters: they update their rows in backward, same rule
+        table.configure_optimizer(cfg.sparse, cfg.sparse_lr or cfg.lr)
     if sparse_params:
         for module in model.modules():
             if isinstance(module, EmbeddingCollection):

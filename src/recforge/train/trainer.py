@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from recforge.batch import Batch
 from recforge.config.schema import PipelineConfig
-from recforge.embedding import EmbeddingCollection
+from recforge.embedding import EmbeddingCollection, evict_all
 from recforge.state_io import load_state, save_state
 from recforge.train.metrics import MetricSpec, compute, parse_metrics
 from recforge.train.optim import build_optimizers
@@ -175,6 +175,7 @@ class Trainer:
         bar.close()
         if tcfg.export == "best" and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+        evict_all(self.model)  # export time: dynamic tables drop their stale rows
         rate = trained / train_time if train_time else 0.0
         return TrainResult(self.best, self.best_step, self.step, self.epoch, rate, self.history)
 
@@ -218,6 +219,8 @@ class Trainer:
     # -------------------------------------------------------- checkpoint
     def save_checkpoint(self) -> None:
         """model + optimizers + loop counters + best weights, written then renamed into place."""
+        if evicted := evict_all(self.model):
+            log.info("step %d: evicted %d dynamic embedding rows", self.step, evicted)
         directory = self.out_dir / "checkpoint"
         tmp = self.out_dir / "checkpoint.tmp"
         tmp.mkdir(parents=True, exist_ok=True)
