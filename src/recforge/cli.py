@@ -72,7 +72,10 @@ def quickstart(
     if result.serving is not None and result.requests:
         typer.echo(f"\nserve it:  recforge serve {result.rank.bundle}   (reads {result.serving})")
         request, answer = result.requests[0], result.answers[0]
-        typer.echo(f"then:      curl -s localhost:8000/recommend -d '{json.dumps(request)}'")
+        typer.echo(
+            "then:      curl -s localhost:8000/recommend -H 'content-type: application/json'"
+            f" -d '{json.dumps(request)}'"
+        )
         typer.echo(f"answer (computed in process by the same service code): {json.dumps(answer)}")
 
 
