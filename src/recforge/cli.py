@@ -17,6 +17,10 @@ from recforge.errors import ConfigError, RecforgeError
 app = typer.Typer(help="recforge: from raw logs to a live recommender.", no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Inspect and validate pipeline configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+model_app = typer.Typer(
+    help="Model streams: publish through the validation gate, list, roll back.", no_args_is_help=True
+)
+app.add_typer(model_app, name="model")
 recall_app = typer.Typer(help="Recall: candidate generation channels, their merge and i2i jobs.", no_args_is_help=True)
 app.add_typer(recall_app, name="recall")
 app.add_typer(features_app, name="features")
@@ -151,6 +155,55 @@ def serve(
     )
 
 
+@model_app.command("publish")
+def model_publish(
+    bundle: Path = typer.Argument(..., help="Bundle directory to publish."),
+    stream: Path = typer.Argument(..., help="Model stream directory (created if missing)."),
+    holdout: str = typer.Option(..., help="Held-out rows with labels (Parquet/CSV) the gate scores."),
+    overrides: list[str] = typer.Option([], "--set", help="Gate option, e.g. --set min_auc=0.7 (repeatable)."),
+) -> None:
+    """Publish BUNDLE into STREAM if it passes the gate; a rejected version is recorded with its reasons."""
+    from recforge.config.gate import GateConfig
+    from recforge.config.loader import apply_override
+    from recforge.data.readers import read_table
+    from recforge.train.gate import publish_gated
+
+    tree: dict[str, Any] = {}
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    result = publish_gated(bundle, stream, read_table(holdout), GateConfig.model_validate(tree))
+    shown = "  ".join(f"{k}={result.metrics[k]:.4f}" for k in ("auc", "logloss") if k in result.metrics)
+    if not result.passed:
+        typer.echo(f"rejected {result.version}: {shown}\n  " + "\n  ".join(result.reasons))
+        raise typer.Exit(1)
+    typer.echo(f"published {result.version} -> {result.published}: {shown}")
+    if result.pruned:
+        typer.echo(f"pruned old versions: {', '.join(result.pruned)}")
+
+
+@model_app.command("list")
+def model_list(stream: Path = typer.Argument(..., help="Model stream directory.")) -> None:
+    """Versions in STREAM (the served one marked), then rejected versions with their reasons."""
+    from recforge.bundle.stream import current, rejections, versions
+
+    served = current(stream).path.name
+    for path in versions(stream):
+        typer.echo(f"{'*' if path.name == served else ' '} {path.name}")
+    for rejected in rejections(stream):
+        typer.echo(f"x {rejected['version']}: {'; '.join(map(str, rejected['reasons']))}")  # type: ignore[call-overload]
+
+
+@model_app.command("rollback")
+def model_rollback(
+    stream: Path = typer.Argument(..., help="Model stream directory."),
+    to: str | None = typer.Option(None, help="Version to serve (default: the one before the current)."),
+) -> None:
+    """Point the stream's LATEST back; followers swap to it within their poll interval."""
+    from recforge.bundle.stream import rollback
+
+    typer.echo(f"now serving {rollback(stream, to)}")
+
+
 def _print_recall_metrics(metrics: dict[str, Any], ks: tuple[int, ...] = (10, 50)) -> None:
     names = ("recall", "ndcg", "mrr", "hit", "precision")
     rows = [(name, values) for name, values in metrics["channels"].items()] + [("merged", metrics)]
@@ -242,7 +295,9 @@ def config_check(
 def main() -> None:
     """Entry point: RecforgeErrors become a one-paragraph message and exit code 2, not a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns a command's typer.Exit code in this mode
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except RecforgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -34,8 +34,13 @@ def predict_file(
     batch_rows: int = 65_536,
     score_column: str = "score",
 ) -> dict[str, int]:
-    """Score every row of `input_path` into Parquet `output_path`; returns row and default-value counts."""
-    bundle = load_bundle(bundle_dir)
+    """Score every row of `input_path` into Parquet `output_path`; returns row and default-value counts.
+
+    `bundle_dir` may be a model stream: the version it serves now scores the file.
+    """
+    from recforge.bundle.stream import current
+
+    bundle = load_bundle(current(bundle_dir).path)
     keep = keep or []
     columns = list(dict.fromkeys(bundle.features.input_columns() + keep))
     report = TransformReport()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from recforge.bundle.bundle import MANIFEST
 from recforge.errors import BundleError
 
 POINTER = "LATEST"
+REJECTED = "rejected.jsonl"
 
 
 @dataclass(frozen=True)
@@ -97,3 +99,46 @@ def publish(bundle: str | Path, stream: str | Path, name: str | None = None) -> 
     os.replace(tmp, target)
     point_to(base, name)
     return target
+
+
+def prune(stream: str | Path, keep: int) -> list[str]:
+    """Delete all but the newest `keep` versions; the version LATEST names is never deleted."""
+    base = Path(stream)
+    found = versions(base)
+    served = current(base).path.name if found else None
+    doomed = [p for p in found[: max(len(found) - keep, 0)] if p.name != served]
+    for path in doomed:
+        tmp = base / f".{path.name}.deleting-{uuid.uuid4().hex[:8]}"
+        os.replace(path, tmp)  # readers stop seeing it at once; the files go after
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [p.name for p in doomed]
+
+
+def rollback(stream: str | Path, to: str | None = None) -> str:
+    """Point LATEST at `to`, or at the version published before the current one; returns its name."""
+    base = Path(stream)
+    names = [p.name for p in versions(base)]
+    now = current(base).path.name
+    if to is None:
+        older = [n for n in names if n < now]
+        if not older:
+            raise BundleError(f"{base}: {now} is the oldest version kept; there is nothing to roll back to")
+        to = older[-1]
+    point_to(base, to)
+    return to
+
+
+def record_rejection(stream: str | Path, version: str, reasons: list[str], metrics: dict[str, object]) -> None:
+    """Append a rejected version and why to STREAM/rejected.jsonl (it never enters the stream)."""
+    base = Path(stream)
+    base.mkdir(parents=True, exist_ok=True)
+    line = {"version": version, "rejected_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "reasons": reasons, **metrics}
+    with (base / REJECTED).open("a") as out:
+        out.write(json.dumps(line) + "\n")
+
+
+def rejections(stream: str | Path) -> list[dict[str, object]]:
+    path = Path(stream) / REJECTED
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
