@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from redis_server import redis_server, redis_url  # noqa: F401 (fixtures: a real redis-server for any test)
 from support import REPO
 
 DATASETS = Path(os.environ.get("RECFORGE_DATASETS", REPO.parent / "shared" / "datasets"))

@@ -17,6 +17,8 @@ from recforge.errors import ConfigError, RecforgeError
 app = typer.Typer(help="recforge: from raw logs to a live recommender.", no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Inspect and validate pipeline configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+stream_app = typer.Typer(help="Event streams: replay logs into Redis Streams or Kafka.", no_args_is_help=True)
+app.add_typer(stream_app, name="stream")
 model_app = typer.Typer(
     help="Model streams: publish through the validation gate, list, roll back.", no_args_is_help=True
 )
@@ -153,6 +155,25 @@ def serve(
     uvicorn.run(
         "recforge.serving.http.app:app_from_env", factory=True, workers=cfg.http.workers, access_log=False, **options
     )
+
+
+@stream_app.command("produce")
+def stream_produce(
+    table: str = typer.Argument(..., metavar="FILE", help="Parquet/CSV log (path or fsspec URL)."),
+    to: str = typer.Option(..., "--to", help="redis://HOST:PORT/DB?stream=NAME or kafka://BROKERS/TOPIC"),
+    rate: float | None = typer.Option(None, help="Events per second (default: as fast as possible)."),
+    time_column: str = typer.Option("timestamp", help="Replay order; '' keeps the file order."),
+    limit: int | None = typer.Option(None, help="Only the first N rows (after ordering)."),
+) -> None:
+    """Replay FILE into a stream in timestamp order at --rate events/s."""
+    from recforge.data.readers import read_table
+    from recforge.data.streams import produce
+
+    data = read_table(table)
+    if limit is not None:
+        data = data.slice(0, limit) if not time_column else data.sort_by(time_column).slice(0, limit)
+    report = produce(data, to, rate=rate, time_column=time_column or None)
+    typer.echo(f"produced {report.rows:,} events to {to} in {report.seconds:.1f} s ({report.rate:,.0f}/s)")
 
 
 @model_app.command("publish")

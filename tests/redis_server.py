@@ -1,4 +1,4 @@
-"""A real redis-server for the feature-store tests: one per session on a free port, no persistence.
+"""A real redis-server for the tests (feature store, event streams): one per session on a free port, no persistence.
 
 `redis_server.stop()` / `.start()` take the same server down and up again on the same port (its data is
 lost, as with a real restart of a cache); `.pause()` / `.resume()` freeze it (SIGSTOP), so reads time out.
