@@ -26,6 +26,7 @@ from recforge.errors import BundleError
 
 POINTER = "LATEST"
 REJECTED = "rejected.jsonl"
+HISTORY = "HISTORY"  # one published version name per line, in publish order
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,15 @@ def _manifest_version(bundle: Path) -> str:
 
 
 def versions(stream: str | Path) -> list[Path]:
-    """Complete bundles in a stream directory, oldest first (hidden temp directories are skipped)."""
+    """Complete bundles in a stream directory, oldest first (hidden temp directories are skipped).
+
+    Order is publish order (STREAM/HISTORY); versions copied in by hand sort by name before them.
+    """
     base = Path(stream)
-    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".") and is_bundle(p))
+    found = [p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".") and is_bundle(p)]
+    history = base / HISTORY
+    order = {n: i for i, n in enumerate(history.read_text().split())} if history.is_file() else {}
+    return sorted(found, key=lambda p: (p.name in order, order.get(p.name, 0), p.name))
 
 
 def current(path: str | Path) -> ModelVersion:
@@ -97,6 +104,8 @@ def publish(bundle: str | Path, stream: str | Path, name: str | None = None) -> 
     tmp = base / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
     shutil.copytree(source, tmp)
     os.replace(tmp, target)
+    with (base / HISTORY).open("a") as history:
+        history.write(name + "\n")
     point_to(base, name)
     return target
 
@@ -120,7 +129,7 @@ def rollback(stream: str | Path, to: str | None = None) -> str:
     names = [p.name for p in versions(base)]
     now = current(base).path.name
     if to is None:
-        older = [n for n in names if n < now]
+        older = names[: names.index(now)] if now in names else []
         if not older:
             raise BundleError(f"{base}: {now} is the oldest version kept; there is nothing to roll back to")
         to = older[-1]
