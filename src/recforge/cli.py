@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from recforge.cli_ev import ev_app
 from recforge.cli_features import features_app
 from recforge.errors import ConfigError, RecforgeError
 
@@ -26,6 +27,7 @@ app.add_typer(model_app, name="model")
 recall_app = typer.Typer(help="Recall: candidate generation channels, their merge and i2i jobs.", no_args_is_help=True)
 app.add_typer(recall_app, name="recall")
 app.add_typer(features_app, name="features")
+app.add_typer(ev_app, name="ev")
 
 SET_HELP = "Override a config value by dotted path, e.g. --set train.optimizer.lr=0.01 (repeatable)."
 

@@ -56,7 +56,21 @@ class DynamicStorage(Strict):
     )
 
 
-Storage = Annotated[StaticStorage | DynamicStorage, Field(discriminator="kind")]
+class MultiHashStorage(Strict):
+    """`hashes` independent hashes of the raw id, each into its own table of `buckets` rows, combined per id:
+    two ids share a vector only when all their buckets coincide (the rows of one table are still shared)."""
+
+    kind: Literal["multi_hash"]
+    buckets: int = Field(ge=2, description="Rows of each of the `hashes` tables.")
+    hashes: int = Field(2, ge=1, le=8, description="Independent hash functions (and tables).")
+    combine: Literal["sum", "mean", "concat"] = Field(
+        "sum",
+        description="How the k rows make one vector; concat gives each table dim/k columns "
+        "(summed instead where dim is not a multiple of k, e.g. an FM model's dim-1 linear term).",
+    )
+
+
+Storage = Annotated[StaticStorage | DynamicStorage | MultiHashStorage, Field(discriminator="kind")]
 
 
 class FeatureBase(Strict):
@@ -80,11 +94,16 @@ class IdFeatureConfig(FeatureBase):
     storage: Storage = StaticStorage()
 
     @model_validator(mode="after")
-    def _dynamic_has_no_vocab(self) -> IdFeatureConfig:
-        if self.storage.kind == "dynamic" and (self.hash_buckets or self.max_vocab or self.min_count > 1):
+    def _raw_key_storage_has_no_vocab(self) -> IdFeatureConfig:
+        kind = self.storage.kind
+        if kind != "static" and (self.hash_buckets or self.max_vocab or self.min_count > 1):
+            hint = (
+                "use storage.admission.min_count to admit ids after N occurrences"
+                if kind == "dynamic"
+                else "storage.buckets sets the table size"
+            )
             raise ValueError(
-                "storage kind 'dynamic' keys rows by the raw id: drop hash_buckets / max_vocab / min_count "
-                "(use storage.admission.min_count to admit ids after N occurrences)"
+                f"storage kind {kind!r} keys rows by the raw id: drop hash_buckets / max_vocab / min_count ({hint})"
             )
         return self
 

@@ -1,9 +1,11 @@
 """All field embeddings of an InputSchema, looked up in as few kernels as possible.
 
 Static tables of one dim are fused into a single weight with per-table row offsets, so the id
-fields of a batch are one gather ([B, F_id] -> [B, F_id, D]) instead of F small ones. With
-`linear=True` each row carries one extra column, the field's first-order (linear) weight, so
-FM-family models get their linear term from the same gather.
+fields of a batch are one gather ([B, F_id] -> [B, F_id, D]) instead of F small ones. When some
+tables are not static (dynamic, multi_hash) the static ones are still fused among themselves and
+only the others are looked up one by one. With `linear=True` and every table fused, each row carries
+one extra column, the field's first-order (linear) weight, so FM-family models get their linear term
+from the same gather; otherwise the linear term is a separate dim-1 collection.
 Field order everywhere: id fields, then bag fields, then dense fields (InputSchema order within each).
 """
 
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from recforge.batch import Bag, Batch
+from recforge.embedding.multi_hash import MultiHashTable
 from recforge.embedding.tables import StaticTable, build_table, init_rows
 from recforge.errors import ConfigError
 from recforge.schema import FieldSpec, InputSchema
@@ -65,9 +68,11 @@ class EmbeddingCollection(nn.Module):
         self.schema = schema
         self.fields = (*schema.id_fields, *schema.bag_fields, *schema.dense_fields)
         self.dims = {t.name: dim or t.dim for t in schema.tables}
-        self.fused = all(t.storage.get("kind", "static") == "static" for t in schema.tables) and (
-            len(set(self.dims.values())) <= 1
-        )
+        static = [t for t in schema.tables if t.storage.get("kind", "static") == "static"]
+        # static tables of one dim share one weight; the rest (other storage kinds) stay separate modules
+        fused_tables = static if len({self.dims[t.name] for t in static}) <= 1 else []
+        separate = [t for t in schema.tables if t not in fused_tables]
+        self.fused = not separate  # every table in the one weight
         dense_dim = dim or (schema.dense_fields[0].dim if schema.dense_fields else 1)
         self.field_dims = tuple(
             [self.dims[f.table or ""] for f in (*schema.id_fields, *schema.bag_fields)]
@@ -78,20 +83,31 @@ class EmbeddingCollection(nn.Module):
         self.linear_part = EmbeddingCollection(schema, dim=1) if linear and not self.fold_linear else None
         extra = 1 if self.fold_linear else 0
         offsets: dict[str, int] = {}
-        if self.fused and schema.tables:
+        if fused_tables:
             rows = 0
-            for t in schema.tables:
+            for t in fused_tables:
                 offsets[t.name] = rows
                 rows += t.num_embeddings
-            self.table_offsets = offsets
-            self.weight = nn.Parameter(self._init(rows, next(iter(self.dims.values())), extra))
-        else:
-            self.tables = nn.ModuleDict({t.name: build_table(t, self.dims[t.name]) for t in schema.tables})
+            self.weight = nn.Parameter(self._init(rows, self.dims[fused_tables[0].name], extra))
+        self.table_offsets = offsets  # row offset of each fused table in `weight`
+        self.tables = nn.ModuleDict({t.name: build_table(t, self.dims[t.name]) for t in separate})
         self.sparse_grad = False
         self.l2_tracking = False
         self.penalty: torch.Tensor | float = 0.0
         self.id_offsets: torch.Tensor
-        id_offsets = [offsets.get(f.table or "", 0) for f in schema.id_fields]
+        # id fields in runs of consecutive fused (one slice of a single gather) or separate fields
+        fused_cols = [j for j, f in enumerate(schema.id_fields) if (f.table or "") in offsets]
+        self.id_runs: list[tuple[int, int, bool]] = []
+        for j, f in enumerate(schema.id_fields):
+            is_fused = (f.table or "") in offsets
+            if self.id_runs and self.id_runs[-1][2] == is_fused:
+                self.id_runs[-1] = (self.id_runs[-1][0], j + 1, is_fused)
+            else:
+                self.id_runs.append((j, j + 1, is_fused))
+        self.all_ids_fused = len(fused_cols) == len(schema.id_fields)
+        self.fused_cols: torch.Tensor
+        self.register_buffer("fused_cols", torch.tensor(fused_cols, dtype=torch.int64), persistent=False)
+        id_offsets = [offsets[schema.id_fields[j].table or ""] for j in fused_cols]
         self.register_buffer("id_offsets", torch.tensor(id_offsets, dtype=torch.int64), persistent=False)
         self.dense_vectors = nn.Parameter(self._init(len(schema.dense_fields), dense_dim, extra))
 
@@ -134,7 +150,7 @@ class EmbeddingCollection(nn.Module):
 
     def lookup(self, table: str, ids: torch.Tensor) -> torch.Tensor:
         """Rows of one table for an int64 tensor of any shape -> [..., D] (without the linear column)."""
-        if self.fused:
+        if table in self.table_offsets:
             rows = self._gather(ids + self.table_offsets[table])
             return rows[..., : self.dims[table]] if self.fold_linear else rows
         out: torch.Tensor = self.tables[table](ids)
@@ -142,23 +158,36 @@ class EmbeddingCollection(nn.Module):
         return out
 
     def _raw_parts(self, batch: Batch) -> list[torch.Tensor]:
-        """[B, F_i, width] per group: id fields (one group when fused), each pooled bag, dense fields."""
+        """[B, F_i, width] per group: id fields (runs of fused fields share one gather), each pooled bag,
+        dense fields."""
         parts: list[torch.Tensor] = []
         ids = batch.ids
         if ids.shape[1]:
-            if self.fused:
+            if self.all_ids_fused:
                 parts.append(self._gather(ids + self.id_offsets))
             else:
-                for j, f in enumerate(self.schema.id_fields):
-                    part = self.tables[f.table or ""](ids[:, j]).unsqueeze(1)
-                    self._track(part)
-                    parts.append(part)
+                fused = (
+                    self._gather(ids.index_select(1, self.fused_cols) + self.id_offsets)
+                    if self.fused_cols.numel()
+                    else None
+                )
+                done = 0  # fused columns consumed so far
+                for start, stop, is_fused in self.id_runs:
+                    if is_fused and fused is not None:
+                        parts.append(fused[:, done : done + stop - start])
+                        done += stop - start
+                        continue
+                    for j in range(start, stop):
+                        part = self.tables[self.schema.id_fields[j].table or ""](ids[:, j]).unsqueeze(1)
+                        self._track(part)
+                        parts.append(part)
         for f in self.schema.bag_fields:
             bag = batch.bags[f.name]
-            rows = (
-                self._gather(bag.values + self.table_offsets[f.table or ""])
-                if self.fused
-                else self.lookup(f.table or "", bag.values)
+            table = f.table or ""
+            rows = (  # fused rows keep the linear column (forward splits it off)
+                self._gather(bag.values + self.table_offsets[table])
+                if table in self.table_offsets
+                else self.lookup(table, bag.values)
             )
             parts.append(pool_bag(rows, bag, f.pooling).unsqueeze(1))
         if self.schema.dense_fields:
@@ -178,9 +207,8 @@ class EmbeddingCollection(nn.Module):
     def set_sparse_grad(self, sparse: bool) -> None:
         """Sparse row gradients for the sparse optimizers (set by the trainer, not by models)."""
         self.sparse_grad = sparse
-        if not self.fused:
-            for table in self.tables.values():
-                if isinstance(table, StaticTable):
-                    table.sparse_grad = sparse
+        for table in self.tables.values():
+            if isinstance(table, (StaticTable, MultiHashTable)):  # dynamic tables update rows themselves
+                table.sparse_grad = sparse
         if self.linear_part is not None:
             self.linear_part.set_sparse_grad(sparse)

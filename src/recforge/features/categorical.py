@@ -172,31 +172,31 @@ class IdFeature(Feature[IdFeatureConfig]):
     kind = "id"
 
     @property
-    def dynamic(self) -> bool:
-        return self.config.storage.kind == "dynamic"
+    def raw_keys(self) -> bool:
+        """Dynamic and multi_hash storage read the raw int64 key (`dynamic_keys`) and place it themselves."""
+        return self.config.storage.kind != "static"
 
     def fit_begin(self) -> None:
         self.counter = VocabCounter()
         self.value_type: pa.DataType | None = None
 
     def fit_update(self, table: pa.Table, features: dict[str, Feature[Any]]) -> None:
-        if self.dynamic:
+        if self.raw_keys:
             self.value_type = self.value_type or column(table, self.source, self.name).type
         elif self.config.hash_buckets is None:
             self.counter.update(column(table, self.source, self.name))
 
     def fit_end(self) -> FeatureState:
-        if self.dynamic:  # no vocab: the table admits ids itself; only the value type is kept (for serving)
-            return FeatureState(
-                params={"dynamic": True}, arrays={"dtype": pa.array([], self.value_type or pa.string())}
-            )
+        if self.raw_keys:  # no vocab: the table places ids itself; only the value type is kept (for serving)
+            params = {"dynamic": True} if self.config.storage.kind == "dynamic" else {"raw_keys": True}
+            return FeatureState(params=params, arrays={"dtype": pa.array([], self.value_type or pa.string())})
         if self.config.hash_buckets is not None:
             return FeatureState(params={"hash_buckets": self.config.hash_buckets})
         return fit_vocab_state(self.counter, self.name, self.config.min_count, self.config.max_vocab)
 
     def transform(self, table: pa.Table, ctx: TransformContext, report: TransformReport) -> IdOutput:
         values, state = column(table, self.source, self.name), ctx.states[self.name]
-        if state.params.get("dynamic"):
+        if state.params.get("dynamic") or state.params.get("raw_keys"):
             return IdOutput(dynamic_keys(values, state, self.name, report))
         return IdOutput(lookup_ids(values, state, self.name, report))
 
@@ -205,7 +205,12 @@ class IdFeature(Feature[IdFeatureConfig]):
 
     def table_spec(self, state: FeatureState) -> TableSpec:
         storage = self.config.storage
-        rows = storage.initial_capacity if storage.kind == "dynamic" else table_rows(state)
+        if storage.kind == "dynamic":
+            rows = storage.initial_capacity
+        elif storage.kind == "multi_hash":
+            rows = storage.buckets * storage.hashes
+        else:
+            rows = table_rows(state)
         return TableSpec(self.name, rows, self.dim, storage.model_dump())
 
 

@@ -64,10 +64,11 @@ class FeatureSet:
         for feature in self.features.values():
             if feature.kind == "sequence":
                 of = self.features[feature.config.of]
-                if getattr(of.config, "storage", None) is not None and of.config.storage.kind == "dynamic":
+                storage = getattr(of.config, "storage", None)
+                if storage is not None and storage.kind != "static":  # raw-key tables: no row per vocab value
                     raise FeatureError(
                         feature.name,
-                        f"sequences of {of.name!r} are not supported while its storage is 'dynamic'",
+                        f"sequences of {of.name!r} are not supported while its storage is {storage.kind!r}",
                         fix=f"use static storage for {of.name!r} (or drop the sequence)",
                     )
                 feature.dim = of.dim
