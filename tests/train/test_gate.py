@@ -57,6 +57,9 @@ def test_label_shuffled_version_is_rejected_and_a_better_one_is_served(runs: dic
     assert better.passed, better.reasons
     assert better.metrics["auc"] >= first.metrics["auc"] - 0.01
     assert current(stream).version == better.version
+    held = publish_gated(runs["good"], stream, holdout, rules, hold="drift alarm: price PSI 0.9")
+    assert not held.passed and "on hold: drift alarm" in held.reasons[-1]
+    assert current(stream).version == better.version
     assert rollback(stream) == first.published.name if first.published else False
     assert current(stream).version == first.version
 

@@ -95,12 +95,21 @@ def judge(candidate: Bundle, holdout: pa.Table, rules: GateConfig, serving: Bund
     return GateResult(candidate.version, not reasons, reasons, metrics, base)
 
 
-def publish_gated(bundle_dir: str | Path, stream: str | Path, holdout: pa.Table, rules: GateConfig) -> GateResult:
-    """Judge `bundle_dir` against the stream's serving version; publish it if it passes, else record why not."""
+def publish_gated(
+    bundle_dir: str | Path, stream: str | Path, holdout: pa.Table, rules: GateConfig, hold: str | None = None
+) -> GateResult:
+    """Judge `bundle_dir` against the stream's serving version; publish it if it passes, else record why not.
+
+    `hold` is a reason publishing is stopped from outside (e.g. a raised drift alarm): the version is
+    judged and recorded as rejected with that reason whatever its metrics.
+    """
     candidate = load_bundle(bundle_dir)
     base = Path(stream)
     serving = load_bundle(current(base).path) if base.is_dir() and versions(base) else None
     result = judge(candidate, holdout, rules, serving)
+    if hold:
+        result.reasons.append(f"publishing is on hold: {hold}")
+        result.passed = False
     public: dict[str, Any] = {"metrics": result.metrics, "serving": result.serving}
     if not result.passed:
         record_rejection(base, result.version, result.reasons, public)
