@@ -18,7 +18,9 @@ from recforge.errors import ConfigError, RecforgeError
 app = typer.Typer(help="recforge: from raw logs to a live recommender.", no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Inspect and validate pipeline configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-stream_app = typer.Typer(help="Event streams: replay logs into Redis Streams or Kafka.", no_args_is_help=True)
+stream_app = typer.Typer(
+    help="Event streams: replay logs into Redis Streams or Kafka; train on them.", no_args_is_help=True
+)
 app.add_typer(stream_app, name="stream")
 model_app = typer.Typer(
     help="Model streams: publish through the validation gate, list, roll back.", no_args_is_help=True
@@ -176,6 +178,42 @@ def stream_produce(
         data = data.slice(0, limit) if not time_column else data.sort_by(time_column).slice(0, limit)
     report = produce(data, to, rate=rate, time_column=time_column or None)
     typer.echo(f"produced {report.rows:,} events to {to} in {report.seconds:.1f} s ({report.rate:,.0f}/s)")
+
+
+@stream_app.command("train")
+def stream_train(
+    config: Path = typer.Argument(..., help="Pipeline YAML (features, model, train, online)."),
+    source: str = typer.Option(..., "--source", help="redis://HOST:PORT/DB?stream=NAME&group=G or kafka://..."),
+    models: Path = typer.Option(..., "--models", help="Model stream directory to publish into (created)."),
+    work: Path = typer.Option(..., "--work", help="Checkpoints and fitted features (resumed when present)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    until_idle: float | None = typer.Option(None, help="Stop after the stream is idle this many seconds."),
+    max_rows: int | None = typer.Option(None, help="Stop after training this many rows in total."),
+) -> None:
+    """Train CONFIG's model on an event stream; checkpoint with offsets; publish through the gate."""
+    from recforge.config import load_config
+    from recforge.online.stream_trainer import StreamTrainer
+
+    cfg = load_config(config, set_)
+    report = StreamTrainer(cfg, source, models, work).run(until_idle_s=until_idle, max_rows=max_rows)
+    typer.echo(
+        f"trained {report.samples:,} rows in total ({report.skipped:,} re-delivered rows skipped) in "
+        f"{report.seconds:.1f} s; published {len(report.published)}, rejected {len(report.rejected)}, "
+        f"drift alarms {report.alarms}"
+    )
+
+
+@stream_app.command("clear-drift")
+def stream_clear_drift(
+    models: Path = typer.Argument(..., help="Model stream directory the trainer publishes to."),
+) -> None:
+    """Lower a raised drift alarm: the trainer resumes publishing at its next batch."""
+    from recforge.online.status import read_drift_status, request_clear
+
+    status = read_drift_status(models)
+    request_clear(models)
+    shown = "; ".join(status["reasons"]) if status and status.get("alarm") else "no alarm raised"
+    typer.echo(f"asked the trainer to clear the drift alarm ({shown})")
 
 
 @model_app.command("publish")

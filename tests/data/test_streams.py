@@ -115,3 +115,29 @@ def test_kafka_round_trip_against_a_real_broker() -> None:
             rows.append(batch.table)
             source.ack(batch)
     assert pa.concat_tables(rows).equals(events(50))
+
+
+def test_position_tells_redelivered_rows_from_new_ones_per_partition() -> None:
+    from recforge.data.streams import Position, StreamBatch
+
+    position = Position()
+    position.advance([("", 5, 0), ("", 5, 2), ("p1", 9, 0)])
+    batch = StreamBatch(pa.table({"x": [1, 2, 3, 4]}), positions=[("", 5, 1), ("", 5, 2), ("", 5, 3), ("p1", 10, 0)])
+    assert position.new_rows(batch) == [2, 3]
+    assert Position.from_json(position.to_json()).to_json() == {"": [5, 2], "p1": [9, 0]}
+    assert Position().new_rows(StreamBatch(pa.table({"x": [1, 2]}))) == [0, 1]  # positions unknown: all new
+
+
+def test_redis_source_pages_through_its_own_pending_rows_after_a_restart(redis_url: str) -> None:
+    url = redis_url + "?stream=pending-paging&group=g&consumer=c"
+    with open_sink(url) as sink:
+        sink.write(events(250))
+    with open_source(url) as source:
+        while source.read(max_rows=100, timeout_ms=100) is not None:
+            pass  # read everything, ack nothing (a crash before the checkpoint)
+    with open_source(url) as again:
+        pages = []
+        while (batch := again.read(max_rows=100, timeout_ms=100)) is not None:
+            pages.append(batch.num_rows)
+            again.ack(batch)
+    assert pages == [100, 100, 50], "pending rows come back once each, page by page"

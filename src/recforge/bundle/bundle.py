@@ -21,6 +21,7 @@ from torch import nn
 
 from recforge import __version__
 from recforge.config import PipelineConfig, build_config
+from recforge.embedding.delta import apply_delta
 from recforge.errors import BundleError
 from recforge.features import FeatureSet
 from recforge.models import build_model
@@ -28,6 +29,7 @@ from recforge.state_io import load_state, save_state
 
 MANIFEST = "manifest.json"
 FORMAT = "recforge.bundle/1"
+DELTA_DIR = "delta"  # inside a delta version: the embedding delta (changed rows + dense weights)
 
 
 @dataclass
@@ -45,6 +47,11 @@ class Bundle:
         return str(self.manifest["version"])
 
 
+def new_version() -> str:
+    """A version name that sorts by creation time: YYYYmmdd-HHMMSS-<6 hex>."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
 def config_hash(cfg: PipelineConfig) -> str:
     return hashlib.sha256(json.dumps(cfg.dump(), sort_keys=True).encode()).hexdigest()[:16]
 
@@ -56,8 +63,13 @@ def save_bundle(
     model: nn.Module,
     metrics: dict[str, Any],
     parent: str | None = None,
+    version: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the bundle into a temp dir beside `directory`, then move it into place (never half-written)."""
+    """Write the bundle into a temp dir beside `directory`, then move it into place (never half-written).
+
+    `version` defaults to a new timestamped name; `extra` adds manifest fields (e.g. stream positions).
+    """
     target = Path(directory)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
@@ -67,7 +79,7 @@ def save_bundle(
     manifest = {
         "format": FORMAT,
         "name": cfg.name,
-        "version": time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6],
+        "version": version or new_version(),
         "parent": parent,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "recforge": __version__,
@@ -79,6 +91,7 @@ def save_bundle(
             "labels": list(features.labels),
             "model_inputs": features.schema().to_json(),
         },
+        **(extra or {}),
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     if target.exists():
@@ -88,14 +101,15 @@ def save_bundle(
 
 
 def load_bundle(directory: str | Path) -> Bundle:
-    """Rebuild config, features and model from a bundle directory; a clear BundleError on any gap."""
+    """Rebuild config, features and model from a bundle directory; a clear BundleError on any gap.
+
+    A delta version (manifest `kind: delta`, written by `recforge.bundle.delta.save_delta_version`)
+    is its parent version, found beside it in the same model stream, with its delta applied.
+    """
     path = Path(directory)
-    manifest_file = path / MANIFEST
-    if not manifest_file.exists():
-        raise BundleError(f"{path} is not a recforge bundle: {MANIFEST} is missing")
-    manifest = json.loads(manifest_file.read_text())
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"{manifest_file}: format {manifest.get('format')!r} is not {FORMAT!r}")
+    manifest = read_bundle_manifest(path)
+    if manifest.get("kind") == "delta":
+        return _load_delta_version(path, manifest)
     cfg = build_config(yaml.safe_load((path / "config.yaml").read_text()), file=str(path / "config.yaml"))
     features = FeatureSet.load(path / "features")
     model = build_model(features.schema(), cfg.model)
@@ -105,3 +119,30 @@ def load_bundle(directory: str | Path) -> Bundle:
         raise BundleError(f"{path}: weights do not fit the model built from its config: {exc}") from exc
     model.eval()
     return Bundle(path, cfg, features, model, manifest)
+
+
+def read_bundle_manifest(path: Path) -> dict[str, Any]:
+    manifest_file = path / MANIFEST
+    if not manifest_file.exists():
+        raise BundleError(f"{path} is not a recforge bundle: {MANIFEST} is missing")
+    manifest = dict(json.loads(manifest_file.read_text()))
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{manifest_file}: format {manifest.get('format')!r} is not {FORMAT!r}")
+    return manifest
+
+
+def apply_version_delta(bundle: Bundle, path: Path, manifest: dict[str, Any]) -> Bundle:
+    """`bundle` (holding the delta version's parent) moved forward by the delta at `path`, in place."""
+    apply_delta(bundle.model, path / DELTA_DIR, parent_version=bundle.version)
+    bundle.model.eval()
+    return Bundle(path, bundle.config, bundle.features, bundle.model, manifest)
+
+
+def _load_delta_version(path: Path, manifest: dict[str, Any]) -> Bundle:
+    parent = path.parent / str(manifest["parent"])
+    if not (parent / MANIFEST).is_file():
+        raise BundleError(
+            f"{path} is a delta of version {manifest['parent']}, which is not beside it in {path.parent}: "
+            "a delta version is served together with its chain (copy the parent versions too)"
+        )
+    return apply_version_delta(load_bundle(parent), path, manifest)

@@ -104,18 +104,40 @@ def publish(bundle: str | Path, stream: str | Path, name: str | None = None) -> 
     tmp = base / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
     shutil.copytree(source, tmp)
     os.replace(tmp, target)
-    with (base / HISTORY).open("a") as history:
-        history.write(name + "\n")
-    point_to(base, name)
+    announce(base, name)
     return target
 
 
+def announce(stream: str | Path, name: str) -> None:
+    """Make a version already written into the stream directory the served one (HISTORY, then LATEST)."""
+    base = Path(stream)
+    with (base / HISTORY).open("a") as history:
+        history.write(name + "\n")
+    point_to(base, name)
+
+
+def _parents(bundle: Path) -> list[str]:
+    """The versions a delta version is built on (parent first, base last); [] for a full bundle."""
+    chain: list[str] = []
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    while manifest.get("kind") == "delta" and manifest.get("parent"):
+        chain.append(str(manifest["parent"]))
+        parent = bundle.parent / chain[-1]
+        if not is_bundle(parent):
+            break
+        manifest = json.loads((parent / MANIFEST).read_text())
+    return chain
+
+
 def prune(stream: str | Path, keep: int) -> list[str]:
-    """Delete all but the newest `keep` versions; the version LATEST names is never deleted."""
+    """Delete all but the newest `keep` versions; the served version and the chains of kept deltas stay."""
     base = Path(stream)
     found = versions(base)
-    served = current(base).path.name if found else None
-    doomed = [p for p in found[: max(len(found) - keep, 0)] if p.name != served]
+    kept = found[max(len(found) - keep, 0) :]
+    if found:
+        kept.append(current(base).path)
+    needed = {p.name for p in kept} | {name for p in kept for name in _parents(p)}
+    doomed = [p for p in found if p.name not in needed]
     for path in doomed:
         tmp = base / f".{path.name}.deleting-{uuid.uuid4().hex[:8]}"
         os.replace(path, tmp)  # readers stop seeing it at once; the files go after

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recforge.config.features import FeatureConfig, Strict
+from recforge.config.online import OnlineConfig
 from recforge.config.recall import RecallConfig
 from recforge.config.split import SplitConfig
 
@@ -113,6 +114,9 @@ class PipelineConfig(Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     recall: RecallConfig | None = Field(None, description="Recall channels, their merge and evaluation.")
+    online: OnlineConfig = Field(
+        default_factory=OnlineConfig, description="Streaming training (`recforge stream train`)."
+    )
 
     def dump(self) -> dict[str, Any]:
         """Plain-data form for YAML/JSON (what a bundle stores)."""

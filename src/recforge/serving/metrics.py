@@ -47,6 +47,16 @@ class ServiceMetrics:
             "Model versions that failed to load (the old one kept serving).",
             registry=self.registry,
         )
+        self.delta_swaps = Counter(
+            "recforge_model_delta_swaps",
+            "Swaps made by applying a delta version to a copy of the served model (no full reload).",
+            registry=self.registry,
+        )
+        self.drift_alarm = Gauge(
+            "recforge_drift_alarm",
+            "1 while the streaming trainer's drift alarm holds publishing (-1: no trainer reports drift here).",
+            registry=self.registry,
+        )
         self.store_fallbacks = Gauge(
             "recforge_store_fallbacks",
             "Feature lookups answered with defaults because the store failed (cumulative, read at scrape).",
@@ -61,8 +71,14 @@ class ServiceMetrics:
         self.model_version.clear()
         self.model_version.labels(name=name, version=version).set(1)
 
-    def render(self, store_stats: dict[str, object] | None = None, store_healthy: bool = True) -> bytes:
-        """The exposition text; store figures are read at scrape time (the store keeps its own counts)."""
+    def render(
+        self,
+        store_stats: dict[str, object] | None = None,
+        store_healthy: bool = True,
+        drift: dict[str, object] | None = None,
+    ) -> bytes:
+        """The exposition text; store and drift figures are read at scrape time (their owners keep them)."""
+        self.drift_alarm.set(-1.0 if drift is None else float(bool(drift.get("alarm"))))
         fallbacks = (store_stats or {}).get("fallbacks", 0)
         self.store_fallbacks.set(float(fallbacks) if isinstance(fallbacks, int | float) else 0.0)
         self.store_healthy.set(1.0 if store_healthy else 0.0)

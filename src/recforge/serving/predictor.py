@@ -20,6 +20,7 @@ threads; `set_items` swaps the precomputed items in one assignment, so a request
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ import torch
 
 from recforge.batch import Bag, Batch
 from recforge.bundle import Bundle, load_bundle
+from recforge.bundle.bundle import apply_version_delta, read_bundle_manifest
 from recforge.errors import BundleError, DataError, RecforgeError
 from recforge.features import Feature, FeatureSet, TransformReport
 from recforge.features.base import BagOutput, DenseOutput, IdOutput, Output, TransformContext
@@ -292,6 +294,7 @@ class Predictor:
         self.item_key = self._item_key()
         self.user_key = self._key("user")
         self.backend: Backend = make_backend(backend, bundle, threads)
+        self.backend_name, self.threads = backend, threads
         self.input_columns = self.features.input_columns()
         self.types = column_types(self.features)
         by_side = {s: [c for c in self.input_columns if self.layout.sides[c] == s] for s in _SIDE_RANK}
@@ -313,6 +316,31 @@ class Predictor:
     def load(cls, bundle_dir: str | Path, backend: str = "torch", threads: int | None = None) -> Predictor:
         """Load a bundle directory; `threads` caps the backend's intra-op threads (1 keeps tail latency flat)."""
         return cls(load_bundle(bundle_dir), backend=backend, threads=threads)
+
+    def after_delta(self, version_dir: str | Path) -> Predictor | None:
+        """A new predictor for the delta version at `version_dir` when it descends from the version served here.
+
+        The deltas from this version to it (one, or several when the follower skipped some) are applied
+        to a copy of this model (the served one is never touched), so features, config and model code
+        are not reloaded; None when `version_dir` is not a delta chain on top of this version.
+        """
+        path = Path(version_dir)
+        chain: list[tuple[Path, dict[str, Any]]] = []
+        while True:
+            manifest = read_bundle_manifest(path)
+            if manifest.get("kind") != "delta":
+                return None
+            chain.append((path, manifest))
+            if manifest.get("parent") == self.version:
+                break
+            path = path.parent / str(manifest["parent"])
+            if not path.is_dir():
+                return None
+        own = self._bundle
+        bundle = Bundle(own.path, own.config, own.features, copy.deepcopy(own.model), dict(own.manifest))
+        for step, manifest in reversed(chain):
+            bundle = apply_version_delta(bundle, step, manifest)
+        return Predictor(bundle, backend=self.backend_name, threads=self.threads)
 
     # -------------------------------------------------------------- identity
     @property

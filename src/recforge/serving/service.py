@@ -88,7 +88,11 @@ def build_service(model_path: str | Path, config: ServingConfig) -> Service:
     catalog = _catalog(options, recall, probe.item_key)
 
     def load(version: ModelVersion) -> Predictor:
-        predictor = Predictor.load(version.path, backend=config.backend, threads=config.threads)
+        predictor = slot.current.after_delta(version.path)  # a delta of the served version: no full reload
+        if predictor is not None:
+            metrics.delta_swaps.inc()
+        else:
+            predictor = Predictor.load(version.path, backend=config.backend, threads=config.threads)
         predictor.set_items(catalog.table)
         predictor.score({}, catalog.table[predictor.item_key][:1].to_pylist())  # warm-up off the request path
         return predictor

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import math
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -95,10 +96,11 @@ class Trainer:
         self.bad_evals = 0
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
+        self.last_logits: torch.Tensor | None = None
         self.writer = _tensorboard(out_dir / "tensorboard")
 
     # ------------------------------------------------------------- steps
-    def _forward_loss(self, batch: Batch) -> torch.Tensor:
+    def _forward_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast(self.cfg.train.precision):
             logits = self.model(batch)
         loss = nn.functional.binary_cross_entropy_with_logits(
@@ -107,13 +109,14 @@ class Trainer:
         l2 = self.cfg.train.optimizer.embedding_l2
         if l2:
             loss = loss + l2 * sum(c.pop_penalty() for c in self.collections) / batch.size
-        return loss
+        return loss, logits
 
     def train_step(self, batch: Batch) -> float:
         self.model.train()
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
-        loss = self.step_fn(batch)
+        loss, logits = self.step_fn(batch)
+        self.last_logits = logits.detach()  # scored before this step's update: progressive validation
         loss.backward()
         for opt in self.optimizers:
             opt.step()
@@ -217,13 +220,21 @@ class Trainer:
             self.writer.flush()
 
     # -------------------------------------------------------- checkpoint
-    def save_checkpoint(self) -> None:
-        """model + optimizers + loop counters + best weights, written then renamed into place."""
+    def save_checkpoint(self, extra: dict[str, Any] | None = None) -> None:
+        """model + optimizers + loop counters + best weights (+ `extra`, e.g. stream positions), renamed into place.
+
+        A crash at any moment leaves either the new checkpoint or the previous one (`load_checkpoint`
+        finds `checkpoint.old` when it died between the two renames).
+        """
         if evicted := evict_all(self.model):
             log.info("step %d: evicted %d dynamic embedding rows", self.step, evicted)
         directory = self.out_dir / "checkpoint"
+        old = self.out_dir / "checkpoint.old"
         tmp = self.out_dir / "checkpoint.tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
+        if directory.exists() and old.exists():  # an earlier save died while deleting the old one
+            shutil.rmtree(old)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         save_state(self.model.state_dict(), tmp / "model")
         save_state([opt.state_dict() for opt in self.optimizers], tmp / "optimizers")
         if self.best_state is not None:
@@ -236,19 +247,25 @@ class Trainer:
                     "best": self.best,
                     "best_step": self.best_step,
                     "bad_evals": self.bad_evals,
+                    "extra": extra or {},
                 }
             )
         )
         if directory.exists():
-            old = self.out_dir / "checkpoint.old"
             directory.rename(old)
             tmp.rename(directory)
-            _rmtree(old)
+            shutil.rmtree(old)
         else:
             tmp.rename(directory)
 
-    def load_checkpoint(self) -> None:
+    def load_checkpoint(self) -> dict[str, Any]:
+        """Restore model, optimizers and counters; returns the `extra` saved with them."""
         directory = self.out_dir / "checkpoint"
+        old = self.out_dir / "checkpoint.old"
+        if not (directory / "trainer.json").exists() and (old / "trainer.json").exists():
+            if directory.exists():
+                shutil.rmtree(directory)
+            old.rename(directory)
         counters = json.loads((directory / "trainer.json").read_text())
         self.model.load_state_dict(load_state(directory / "model"))
         for opt, state in zip(self.optimizers, load_state(directory / "optimizers"), strict=True):
@@ -258,12 +275,12 @@ class Trainer:
         self.epoch, self.step = counters["epoch"], counters["step"]
         self.best, self.best_step, self.bad_evals = counters["best"], counters["best_step"], counters["bad_evals"]
         log.info("resumed from %s at epoch %d, step %d", directory, self.epoch, self.step)
+        return dict(counters.get("extra", {}))
 
 
-def _rmtree(path: Path) -> None:
-    for child in path.iterdir():
-        child.unlink()
-    path.rmdir()
+def checkpoint_exists(out_dir: Path) -> bool:
+    """A complete checkpoint (or the previous one, when a save died between its renames) is in `out_dir`."""
+    return any((out_dir / name / "trainer.json").exists() for name in ("checkpoint", "checkpoint.old"))
 
 
 def _tensorboard(path: Path) -> Any:

@@ -4,6 +4,8 @@ from recforge.data.streams import kafka, redis_streams  # noqa: F401 (register t
 from recforge.data.streams.base import (
     SINKS,
     SOURCES,
+    Position,
+    RowPosition,
     StreamBatch,
     StreamSink,
     StreamSource,
@@ -16,7 +18,9 @@ from recforge.data.streams.produce import ProduceReport, produce
 __all__ = [
     "SINKS",
     "SOURCES",
+    "Position",
     "ProduceReport",
+    "RowPosition",
     "StreamBatch",
     "StreamSink",
     "StreamSource",

@@ -22,18 +22,58 @@ import pyarrow as pa
 from recforge.errors import ConfigError
 from recforge.registry import Registry
 
+RowPosition = tuple[str, int, int]
+"""Where a row sits in its stream: (partition, major, minor); Redis ("", ms, seq), Kafka (partition, offset, 0)."""
+
 
 @dataclass
 class StreamBatch:
-    """Rows read from a stream and the offsets that acknowledge them (opaque to callers)."""
+    """Rows read from a stream, the offsets that acknowledge them (opaque) and each row's position."""
 
     table: pa.Table
     offsets: list[Any] = field(default_factory=list)
     last_offset: str | None = None
+    positions: list[RowPosition] = field(default_factory=list)
 
     @property
     def num_rows(self) -> int:
         return self.table.num_rows
+
+
+class Position:
+    """The last row consumed per partition: what a checkpoint stores so a restart skips trained rows.
+
+    Positions order rows within a partition, so `is_new` tells a re-delivered row (at or before the
+    position) from a row never seen; `advance` moves past a batch. JSON-friendly via `to_json`.
+    """
+
+    def __init__(self, last: dict[str, tuple[int, int]] | None = None) -> None:
+        self.last: dict[str, tuple[int, int]] = dict(last or {})
+
+    def is_new(self, row: RowPosition) -> bool:
+        seen = self.last.get(row[0])
+        return seen is None or (row[1], row[2]) > seen
+
+    def new_rows(self, batch: StreamBatch) -> list[int]:
+        """Indices of the batch's rows after this position (all of them when positions are unknown)."""
+        if not batch.positions:
+            return list(range(batch.num_rows))
+        return [i for i, row in enumerate(batch.positions) if self.is_new(row)]
+
+    def advance(self, rows: list[RowPosition]) -> None:
+        for partition, major, minor in rows:
+            if self.is_new((partition, major, minor)):
+                self.last[partition] = (major, minor)
+
+    def to_json(self) -> dict[str, list[int]]:
+        return {p: [major, minor] for p, (major, minor) in sorted(self.last.items())}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[int]] | None) -> Position:
+        return cls({p: (int(v[0]), int(v[1])) for p, v in (data or {}).items()})
+
+    def __repr__(self) -> str:
+        return f"Position({self.to_json()})"
 
 
 class StreamSource(ABC):

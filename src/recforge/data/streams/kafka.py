@@ -71,7 +71,8 @@ class KafkaStreamSource(StreamSource):
         for m in messages:
             last[m.partition()] = max(last.get(m.partition(), -1), m.offset())
         offsets = [self._partition(self.topic, p, o + 1) for p, o in sorted(last.items())]
-        return StreamBatch(table, offsets, ",".join(f"{p}:{o}" for p, o in sorted(last.items())))
+        positions = [(str(m.partition()), int(m.offset()), 0) for m in messages]
+        return StreamBatch(table, offsets, ",".join(f"{p}:{o}" for p, o in sorted(last.items())), positions)
 
     def ack(self, batch: StreamBatch) -> None:
         if batch.offsets:

@@ -11,7 +11,15 @@ from typing import Any
 import pyarrow as pa
 import redis
 
-from recforge.data.streams.base import SINKS, SOURCES, StreamBatch, StreamSink, StreamSource, StreamUrl
+from recforge.data.streams.base import (
+    SINKS,
+    SOURCES,
+    RowPosition,
+    StreamBatch,
+    StreamSink,
+    StreamSource,
+    StreamUrl,
+)
 from recforge.data.streams.codec import decode_rows, encode_rows, schema_from_text, schema_to_text
 
 FIELD = b"e"
@@ -19,6 +27,11 @@ FIELD = b"e"
 
 def _client(url: StreamUrl) -> redis.Redis:
     return redis.Redis.from_url(f"redis://{url.netloc}/{url.path or '0'}")
+
+
+def _position(entry_id: bytes) -> RowPosition:
+    ms, _, seq = entry_id.decode().partition("-")
+    return ("", int(ms), int(seq or 0))
 
 
 class RedisStreamSink(StreamSink):
@@ -56,7 +69,7 @@ class RedisStreamSource(StreamSource):
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-        self._pending_done = False
+        self._pending_from: str | None = "0"  # re-read own pending entries from here; None once done
         self._schema: pa.Schema | None = None
 
     def _schema_now(self) -> pa.Schema | None:
@@ -66,11 +79,12 @@ class RedisStreamSource(StreamSource):
         return self._schema
 
     def read(self, max_rows: int = 1024, timeout_ms: int = 1000) -> StreamBatch | None:
-        if not self._pending_done:  # entries delivered to this consumer before a restart, not acked
-            entries = self._read("0", max_rows, None)
+        if self._pending_from is not None:  # entries delivered to this consumer before a restart, not acked
+            entries = self._read(self._pending_from, max_rows, None)
             if entries:
+                self._pending_from = entries[-1][0].decode()
                 return self._batch(entries)
-            self._pending_done = True
+            self._pending_from = None
         entries = self._read(">", max_rows, timeout_ms)
         return self._batch(entries) if entries else None
 
@@ -81,7 +95,7 @@ class RedisStreamSource(StreamSource):
     def _batch(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> StreamBatch:
         ids = [entry_id for entry_id, _ in entries]
         table = decode_rows([fields[FIELD] for _, fields in entries], self._schema_now())
-        return StreamBatch(table, ids, ids[-1].decode())
+        return StreamBatch(table, ids, ids[-1].decode(), [_position(entry_id) for entry_id in ids])
 
     def ack(self, batch: StreamBatch) -> None:
         if batch.offsets:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recforge import __version__
 from recforge.errors import RecforgeError
+from recforge.online.status import read_drift_status
 from recforge.serving.http.v2 import HEADER, infer_response, parse_infer
 from recforge.serving.predictor import Predictor
 from recforge.serving.recommender import RecommendRequest
@@ -243,7 +244,8 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        text = service.metrics.render(service.store.stats(), service.store.healthy())
+        drift = read_drift_status(service.model_path) if service.model_path.is_dir() else None
+        text = service.metrics.render(service.store.stats(), service.store.healthy(), drift)
         return Response(text, media_type=service.metrics.content_type)
 
     return Observe(app, service, api_key)  # type: ignore[return-value]
