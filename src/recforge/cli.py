@@ -203,6 +203,44 @@ def stream_train(
     )
 
 
+@stream_app.command("ftrl")
+def stream_ftrl(
+    config: Path = typer.Argument(..., help="FTRL job YAML (label, hasher, alpha/l1/l2, publish_every_s)."),
+    source: str = typer.Option(..., "--source", help="redis://... or kafka://... event stream."),
+    models: Path = typer.Option(..., "--models", help="Model stream directory to publish FTRL versions into."),
+    work: Path = typer.Option(..., "--work", help="Checkpoint directory (resumed when present)."),
+    until_idle: float | None = typer.Option(None, help="Stop after the stream is idle this many seconds."),
+    max_rows: int | None = typer.Option(None, help="Stop after learning this many rows in total."),
+) -> None:
+    """FTRL-Proximal on an event stream, exactly once, publishing versions into a model stream."""
+    import yaml
+
+    from recforge.config.online import FtrlJobConfig
+    from recforge.online.ftrl_stream import FtrlStreamJob
+
+    cfg = FtrlJobConfig.model_validate(yaml.safe_load(config.read_text()))
+    report = FtrlStreamJob(cfg, source, models, work).run(until_idle_s=until_idle, max_rows=max_rows)
+    typer.echo(
+        f"learned {report.samples:,} rows in total ({report.skipped:,} re-delivered rows skipped); "
+        f"progressive AUC {report.auc:.4f}; published {len(report.published)}, held {report.held}"
+    )
+
+
+@stream_app.command("predict")
+def stream_predict(
+    models: Path = typer.Argument(..., help="Model stream (or bundle) whose served version scores the rows."),
+    source: str = typer.Option(..., "--source", help="Event stream to score."),
+    to: str = typer.Option(..., "--to", help="Stream the rows + score + model_version are written to."),
+    until_idle: float | None = typer.Option(None, help="Stop after the source is idle this many seconds."),
+    max_rows: int | None = typer.Option(None, help="Stop after scoring this many rows."),
+) -> None:
+    """Score an event stream with the version MODELS serves (followed as it moves) into another stream."""
+    from recforge.online.stream_predict import predict_stream
+
+    report = predict_stream(models, source, to, until_idle_s=until_idle, max_rows=max_rows)
+    typer.echo(f"scored {report.rows:,} rows with versions {', '.join(report.versions)}")
+
+
 @stream_app.command("clear-drift")
 def stream_clear_drift(
     models: Path = typer.Argument(..., help="Model stream directory the trainer publishes to."),

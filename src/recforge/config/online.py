@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from recforge.config.features import Strict
@@ -44,3 +46,33 @@ class OnlineConfig(Strict):
     full_every: int = Field(10, ge=1, description="Publish a full bundle after this many deltas in a row.")
     gate: GateConfig = GateConfig()
     drift: DriftSettings = DriftSettings()
+
+
+class HasherSettings(Strict):
+    """Which raw columns FTRL hashes (see recforge.online.hashing.FeatureHasher)."""
+
+    categorical: list[str] = Field(default_factory=list)
+    bucketed: dict[str, list[float]] = Field(default_factory=dict)
+    raw: list[str] = Field(default_factory=list)
+    bits: int = Field(20, ge=1, le=31)
+
+
+class FtrlJobConfig(Strict):
+    """`recforge stream ftrl`: FTRL-Proximal on an event stream, published into a model stream."""
+
+    label: str = "click"
+    hasher: HasherSettings
+    alpha: float = Field(0.05, gt=0)
+    beta: float = Field(1.0, ge=0)
+    l1: float = Field(1.0, ge=0)
+    l2: float = Field(1.0, ge=0)
+    mode: Literal["exact", "batch"] = "exact"
+    batch_size: int = Field(4096, ge=1)
+    read_timeout_ms: int = Field(500, ge=1)
+    checkpoint_every_rows: int = Field(50_000, ge=1)
+    publish_every_s: float | None = Field(30.0, gt=0)
+    publish_every_rows: int | None = Field(None, ge=1)
+    min_auc: float | None = Field(
+        None, ge=0, le=1, description="Publish only while the progressive AUC since the last version is at least this."
+    )
+    keep: int = Field(10, ge=1)
