@@ -16,3 +16,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
   $SUDO apt-get install -y --no-install-recommends redis-server \
     || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends redis-server; }
 fi
+
+# A Java runtime for pypmml (the PMML evaluator the GBDT+LR export is checked against).
+if ! command -v java >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+    || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends openjdk-17-jre-headless; }
+fi

@@ -292,6 +292,15 @@ def model_list(stream: Path = typer.Argument(..., help="Model stream directory."
         typer.echo(f"x {rejected['version']}: {'; '.join(map(str, rejected['reasons']))}")  # type: ignore[call-overload]
 
 
+@model_app.command("importance")
+def model_importance(bundle: Path = typer.Argument(..., help="Bundle (or model stream) of a tree model.")) -> None:
+    """Per-feature split gain and split count of BUNDLE's trees, largest gain first."""
+    from recforge.bundle.importance import feature_importance
+    from recforge.models.trees import importance_table
+
+    typer.echo(importance_table(feature_importance(bundle)))
+
+
 @model_app.command("rollback")
 def model_rollback(
     stream: Path = typer.Argument(..., help="Model stream directory."),

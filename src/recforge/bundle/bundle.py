@@ -1,6 +1,7 @@
-"""A bundle directory: manifest.json, config.yaml, fitted features, dense weights (safetensors).
+"""A bundle directory: manifest.json, config.yaml, fitted features, dense weights (safetensors) and, for
+models that are more than tensors (GBDT+LR), text artifacts (a LightGBM model, its PMML, a report).
 
-Loading a bundle reads JSON, YAML (safe loader), Arrow IPC and safetensors only: it never runs
+Loading a bundle reads JSON, YAML (safe loader), Arrow IPC, safetensors and plain text only: it never runs
 code from the bundle (no pickle).
 """
 
@@ -25,11 +26,13 @@ from recforge.embedding.delta import apply_delta
 from recforge.errors import BundleError
 from recforge.features import FeatureSet
 from recforge.models import build_model
+from recforge.models.artifacts import HasArtifacts
 from recforge.state_io import load_state, save_state
 
 MANIFEST = "manifest.json"
 FORMAT = "recforge.bundle/1"
 DELTA_DIR = "delta"  # inside a delta version: the embedding delta (changed rows + dense weights)
+ARTIFACTS = "artifacts"  # text files of models whose state is more than tensors (trees, PMML, reports)
 
 
 @dataclass
@@ -76,6 +79,7 @@ def save_bundle(
     (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
     features.save(tmp / "features")
     save_state(model.state_dict(), tmp / "model")
+    _save_artifacts(model, tmp / ARTIFACTS)
     manifest = {
         "format": FORMAT,
         "name": cfg.name,
@@ -100,6 +104,16 @@ def save_bundle(
     return target
 
 
+def _save_artifacts(model: nn.Module, directory: Path) -> None:
+    if not isinstance(model, HasArtifacts):
+        return
+    texts = model.artifacts()
+    if texts:
+        directory.mkdir()
+    for name, text in texts.items():
+        (directory / name).write_text(text)
+
+
 def load_bundle(directory: str | Path) -> Bundle:
     """Rebuild config, features and model from a bundle directory; a clear BundleError on any gap.
 
@@ -113,6 +127,8 @@ def load_bundle(directory: str | Path) -> Bundle:
     cfg = build_config(yaml.safe_load((path / "config.yaml").read_text()), file=str(path / "config.yaml"))
     features = FeatureSet.load(path / "features")
     model = build_model(features.schema(), cfg.model)
+    if isinstance(model, HasArtifacts) and (path / ARTIFACTS).is_dir():
+        model.load_artifacts({f.name: f.read_text() for f in sorted((path / ARTIFACTS).iterdir()) if f.is_file()})
     try:
         model.load_state_dict(load_state(path / "model"))
     except RuntimeError as exc:

@@ -24,8 +24,8 @@ from recforge.data import SamplePaths, build_samples
 from recforge.data.readers import iter_batches, read_table
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet
-from recforge.models import build_model, model_options
-from recforge.train import BatchLoader, Trainer, TrainResult, evaluate
+from recforge.models import build_model, model_options, model_trainer
+from recforge.train import BatchLoader, TrainResult, evaluate, make_trainer
 from recforge.train.metrics import parse_metrics
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def train(
 
     train_loader = loader(samples.train, True, cfg.train.batch_size)
     valid_loader = loader(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
-    result = Trainer(model, cfg, out).fit(train_loader, valid_loader, resume=resume)
+    result = make_trainer(model_trainer(cfg.model), model, cfg, out).fit(train_loader, valid_loader, resume=resume)
     specs = parse_metrics(cfg.eval.metrics)
     test = (
         evaluate(model, loader(samples.test, False, cfg.eval.batch_size), specs, cfg.data.label) if samples.test else {}

@@ -1,0 +1,35 @@
+"""Trainer families by name: how a registered model is fitted (`register_model(..., trainer=...)`).
+
+Every family takes `(model, cfg, out_dir)` and offers `fit(train, valid, resume=False) -> TrainResult`,
+so the pipeline picks one by the model's name instead of branching on model kinds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from torch import nn
+
+from recforge.batch import Batch
+from recforge.config.schema import PipelineConfig
+from recforge.registry import Registry
+from recforge.train.trainer import Trainer, TrainResult
+
+
+class ModelTrainer(Protocol):
+    def fit(self, train: Iterable[Batch], valid: Iterable[Batch] | None, resume: bool = False) -> TrainResult: ...
+
+
+class TrainerFactory(Protocol):
+    def __call__(self, model: nn.Module, cfg: PipelineConfig, out_dir: Path) -> ModelTrainer: ...
+
+
+TRAINERS: Registry[TrainerFactory] = Registry("trainer")
+TRAINERS.register("sgd")(Trainer)
+
+
+def make_trainer(family: str, model: nn.Module, cfg: PipelineConfig, out_dir: Path) -> ModelTrainer:
+    """The trainer of `family` for `model`."""
+    return TRAINERS.get(family, yaml_path="model.name")(model, cfg, out_dir)
