@@ -59,10 +59,10 @@ def fitted() -> tuple[GBDTLR, FeatureSet, Batch, Batch]:
     features = FeatureSet.from_config(cfg).fit([planted(8000, 0)])
     train_batch = features.transform(planted(8000, 0))
     valid_batch = features.transform(planted(3000, 1))
-    model = build_model(features.schema(), cfg.model)
-    assert isinstance(model, GBDTLR)
-    GBDTLRTrainer(model, cfg, Path(".")).fit([train_batch], [valid_batch])
-    return model, features, train_batch, valid_batch
+    gbdt_lr = build_model(features.schema(), cfg.model)
+    assert isinstance(gbdt_lr, GBDTLR)
+    GBDTLRTrainer(gbdt_lr, cfg, Path(".")).fit([train_batch], [valid_batch])
+    return gbdt_lr, features, train_batch, valid_batch
 
 
 def probabilities(model: GBDTLR, batch: Batch) -> np.ndarray:

@@ -130,6 +130,11 @@ class TwoTower(nn.Module, ABC):
     def item_vectors(self, batch: Batch) -> torch.Tensor:
         """Item rows of the item features -> [B, D]."""
 
+    def train_user_vectors(self, batch: Batch, history: History | None, targets: torch.Tensor) -> torch.Tensor:
+        """User vectors while training, where each row's positive item vectors `targets` [B, D] are known
+        (MIND attends over its interests with them); the serving vectors for single-vector towers."""
+        return self.user_vectors(batch, history)
+
     @property
     def uses_history(self) -> bool:
         return False

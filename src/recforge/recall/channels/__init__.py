@@ -1,6 +1,14 @@
 """Recall channels; importing this package registers every built-in channel in `CHANNELS`."""
 
-from recforge.recall.channels import ease, graph, matrix_factorization, neighbors, popular, two_tower
+from recforge.recall.channels import (
+    ease,
+    graph,
+    matrix_factorization,
+    mind,  # noqa: F401  (registers)
+    neighbors,
+    popular,
+    two_tower,
+)
 from recforge.recall.channels.base import (
     CHANNELS,
     Candidates,

@@ -103,7 +103,8 @@ class TwoTowerChannel(NeuralChannel):
             assert self.users is not None
             hist = history_rows(history, users, leave_out=candidates[: len(users)]) if model.uses_history else None
             unique, inverse = np.unique(candidates, return_inverse=True)
-            return model.user_vectors(self.users.take(users), hist), self._items(unique)[torch.from_numpy(inverse)]
+            vectors = self._items(unique)[torch.from_numpy(inverse)]
+            return model.train_user_vectors(self.users.take(users), hist, vectors[: len(users)]), vectors
 
         trainer = RetrievalTrainer(
             model, encode, opts, n_items=self.n_items, seed=seed, seen=train.binary(), progress=context.progress
@@ -117,7 +118,7 @@ class TwoTowerChannel(NeuralChannel):
 
     def _train_history(self, train: Interactions) -> sp.csr_matrix:
         """Each user's training items, the `max_history` most recent (by time, else weight) when capped."""
-        if not isinstance(self.options, YouTubeDNNOptions):
+        if not isinstance(self.options, YouTubeDNNConfig):  # youtube_dnn and mind read the history
             return sp.csr_matrix((train.n_users, train.n_items), dtype=np.float32)
         values = train.weights if train.times is None else train.times.astype(np.float64)
         recency = sp.csr_matrix((values, (train.users, train.items)), shape=(train.n_users, train.n_items))
@@ -125,7 +126,7 @@ class TwoTowerChannel(NeuralChannel):
 
     @property
     def history_cap(self) -> int | None:
-        return self.options.max_history if isinstance(self.options, YouTubeDNNOptions) else None
+        return self.options.max_history if isinstance(self.options, YouTubeDNNConfig) else None
 
     def _items(self, codes: np.ndarray) -> torch.Tensor:
         assert self.model is not None and self.items is not None
