@@ -10,6 +10,7 @@ masked. Pairs compared (quality on test, fit seconds within the same round):
   itemcf  vs RecBole ItemKNN     ease vs RecBole EASE      bpr vs RecBole BPR
   graphsage (LightGCN-style propagation) vs RecBole LightGCN; MultiVAE is listed as a further peer
   als     vs implicit's ALS called directly (same options, same seed: the cost of recforge's wrapper)
+  youtube_dnn / mind (multi-interest) are compared with each other (same towers and history)
   dssm    has no valid RecBole peer: RecBole's DSSM is a context-aware CTR model, not a full-ranking retriever
 Fit seconds exclude data loading and evaluation for every framework.
 """
@@ -41,6 +42,8 @@ CHANNELS: list[dict[str, Any]] = [
     {"name": "bpr", "factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 50},  # best of a sweep
     {"name": "dssm", "threads": 1},
     {"name": "graphsage", "threads": 1},
+    {"name": "youtube_dnn", "threads": 1},
+    {"name": "mind", "threads": 1},  # multi-interest: K=4 capsule interests, each queries the items
 ]
 
 
