@@ -131,7 +131,7 @@ def implicit_direct(data: Any, threads: int) -> dict[str, Any]:
 
 def recbole_side(split: Path, work: Path, models: list[str], threads: int) -> dict[str, dict[str, Any]]:
     python, script = RECBOLE
-    if not python.exists():
+    if models and not python.exists():
         raise SystemExit(f"{python} is missing: run `bash bench/peers/setup.sh` first")
     out: dict[str, dict[str, Any]] = {}
     for model in models:
