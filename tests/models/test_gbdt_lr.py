@@ -17,7 +17,7 @@ from recforge.bundle import load_bundle, predict_file, save_bundle, score_table
 from recforge.cli import app
 from recforge.config import build_config
 from recforge.data.synthetic import generate_synthetic
-from recforge.errors import ConfigError
+from recforge.errors import BundleError, ConfigError
 from recforge.features import FeatureSet
 from recforge.models import build_model
 from recforge.models.rank.gbdt_lr import GBDTLR
@@ -159,6 +159,8 @@ def test_pipeline_trains_predicts_and_serves(tmp_path: Path) -> None:
         }
     )
     np.testing.assert_allclose(served, score_table(load_bundle(result.bundle), rows), rtol=0, atol=1e-6)
+    with pytest.raises(BundleError, match="use backend 'torch'"):
+        Predictor.load(result.bundle, backend="onnx")  # trees have no torch graph to export
     printed = CliRunner().invoke(app, ["model", "importance", str(result.bundle)])
     assert printed.exit_code == 0, printed.output
     assert printed.output.splitlines()[0].split()[:3] == ["feature", "gain", "splits"]
