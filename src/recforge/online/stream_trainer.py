@@ -47,9 +47,10 @@ from recforge.config import PipelineConfig
 from recforge.data.readers import read_table
 from recforge.data.streams import Position, RowPosition, StreamBatch, StreamSource, open_source
 from recforge.embedding.delta import mark_clean, named_tables
-from recforge.errors import DataError
+from recforge.errors import ConfigError, DataError
 from recforge.features import FeatureSet
 from recforge.models import build_model
+from recforge.models.registry import model_trainer
 from recforge.online.drift import DriftConfig, DriftMonitor, WindowReport
 from recforge.online.status import read_drift_status, take_clear_request, write_drift_status
 from recforge.train.gate import GateResult, judge
@@ -109,6 +110,14 @@ class StreamTrainer:
     """`recforge stream train`: one trainer per consumer group; `run()` until idle, a row budget or SIGTERM."""
 
     def __init__(self, cfg: PipelineConfig, source: str | StreamSource, models: str | Path, work: str | Path) -> None:
+        family = model_trainer(cfg.model)
+        if family != "sgd":
+            raise ConfigError(
+                "model.name",
+                f"{cfg.model.name} is trained by the {family!r} trainer, which cannot learn from a stream mini-batch "
+                "by mini-batch",
+                fix="stream-train a model trained by SGD (deepfm, dcn_v2, widedeep, ...) or retrain it in batch",
+            )
         self.cfg = cfg
         self.online = cfg.online
         self.models = Path(models)
