@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 Side = Literal["user", "item", "context"]
 
@@ -44,6 +45,34 @@ class Eviction(Strict):
     max_rows: int | None = Field(None, ge=1, description="Keep at most this many rows (least frequent go first).")
 
 
+SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_bytes(value: object) -> object:
+    """`64MB` / `1.5GiB` / `4096` -> an int byte count (SI and binary units); anything else passes through."""
+    if not isinstance(value, str):
+        return value
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", value)
+    if match is None or match.group(2).lower() not in SIZE_UNITS:
+        raise ValueError(f"{value!r} is not a size: write e.g. 67108864, 64MB or 64MiB")
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+
+
+class TierStorage(Strict):
+    """Tiered rows: the hot ones in RAM within `ram_bytes` (values, optimizer state and row counters), the rest
+    in a memory-mapped row file; a lookup promotes the cold rows it reads, demoting the coldest hot ones."""
+
+    ram_bytes: Annotated[int, BeforeValidator(parse_bytes)] = Field(
+        ge=1, description="RAM for hot rows: an int or a size such as 64MB / 64MiB."
+    )
+    path: str | None = Field(
+        None, description="Directory for the row file (working storage, one per table); default: the temp dir."
+    )
+    policy: Literal["lfu", "lru"] = Field(
+        "lfu", description="Which hot rows make room: least frequently (training lookups) or least recently read."
+    )
+
+
 class DynamicStorage(Strict):
     """A collision-free table keyed by the raw int64 id (or 64-bit hash of a string id) that grows on demand."""
 
@@ -54,6 +83,7 @@ class DynamicStorage(Strict):
     default: Literal["zero"] | float = Field(
         "zero", description="Vector (every element this value) that not-yet-admitted or unknown ids read."
     )
+    tier: TierStorage | None = Field(None, description="Keep only the hot rows in RAM (see TierStorage).")
 
 
 class MultiHashStorage(Strict):

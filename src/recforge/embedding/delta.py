@@ -154,7 +154,7 @@ def save_delta(
         tensors[f"{name}/slots"] = slots
         lengths = {}
         for array in SLOT_ARRAYS:
-            value = getattr(table, array)
+            value = table.slot_array(array)
             lengths[array] = int(value.shape[0])
             tensors[f"{name}/{array}"] = value[slots] if value.shape[0] else value.clone()
         for array in TABLE_STATE:
@@ -217,7 +217,7 @@ def apply_delta(model: nn.Module, directory: str | Path, *, parent_version: str 
         slots = rows[f"{name}/slots"]
         state: dict[str, torch.Tensor] = {}
         for array in SLOT_ARRAYS:
-            value = _resized(getattr(table, array), info["lengths"][array])
+            value = _resized(table.slot_array(array), info["lengths"][array])
             if value.shape[0]:
                 value[slots] = rows[f"{name}/{array}"]
             state[array] = value

@@ -234,6 +234,14 @@ class DynamicTable(nn.Module):
             self.opt_m = torch.zeros(self.capacity, self.dim)
             self.opt_v = torch.zeros(self.capacity, self.dim)
 
+    def slot_array(self, name: str) -> torch.Tensor:
+        """One of SLOT_ARRAYS over every slot (first dim = capacity, or 0 for unused optimizer state).
+
+        Here the module's own buffer; a tiered table gathers it from its tiers. Code that reads rows by
+        slot outside the lookup path (eviction, deltas, inspection) goes through this.
+        """
+        return getattr(self, name)  # type: ignore[no-any-return]
+
     def rows_of(self, ids: torch.Tensor) -> torch.Tensor:
         """Slot per id (any shape), -1 for ids not in the table; never inserts."""
         return self.index.find(ids.reshape(-1)).view(ids.shape)
@@ -242,7 +250,7 @@ class DynamicTable(nn.Module):
         """[...] int64 ids -> [..., D]; in train mode counts, admits and hooks the row update into backward."""
         flat = ids.reshape(-1)
         if not self.training:
-            return _read(self, self.index.find(flat)).view(*ids.shape, self.dim)
+            return self._serve(self.index.find(flat)).view(*ids.shape, self.dim)
         slots, inverse = self._train_slots(flat)  # per distinct id
         if torch.is_grad_enabled():
             out = _FusedLookup.apply(self.anchor, self, slots, inverse)
@@ -256,26 +264,30 @@ class DynamicTable(nn.Module):
         (ties: longer idle, then smaller id) above max_rows; returns how many rows went."""
         rules = self.config.eviction
         now = int(self.step) if step is None else step
+        alive, last_step = self.alive, self.slot_array("last_step")
         victims = torch.zeros(self.capacity, dtype=torch.bool)
         if rules.max_idle_steps is not None:
-            victims |= self.alive & (now - self.last_step > rules.max_idle_steps)
+            victims |= alive & (now - last_step > rules.max_idle_steps)
         if rules.min_norm is not None:
-            victims |= self.alive & (self.weight.norm(dim=1) < rules.min_norm)
+            victims |= alive & (self.slot_array("weight").norm(dim=1) < rules.min_norm)
         if rules.max_rows is not None:
-            kept = torch.nonzero(self.alive & ~victims).squeeze(1)
+            kept = torch.nonzero(alive & ~victims).squeeze(1)
             excess = len(kept) - rules.max_rows
             if excess > 0:
-                order = np.lexsort(
-                    (self.slot_keys[kept].numpy(), self.last_step[kept].numpy(), self.freq[kept].numpy())
-                )
+                freq = self.slot_array("freq")
+                order = np.lexsort((self.slot_keys[kept].numpy(), last_step[kept].numpy(), freq[kept].numpy()))
                 victims[kept[torch.from_numpy(order[:excess])]] = True
         count = int(victims.sum())
         if count:
-            self.alive &= ~victims
-            self.tombstones.append(self.slot_keys[victims])
-            self.mark_dirty(torch.nonzero(victims).squeeze(1))
-            self._reindex()
+            self._remove(victims)
         return count
+
+    def _remove(self, victims: torch.Tensor) -> None:
+        """Drop the rows of the slots in the `victims` mask (their slots become free)."""
+        self.alive &= ~victims
+        self.tombstones.append(self.slot_keys[victims])
+        self.mark_dirty(torch.nonzero(victims).squeeze(1))
+        self._reindex()
 
     def mark_dirty(self, slots: torch.Tensor) -> None:
         """Record rows changed since the last delta save (the dirty mask grows with the slot arrays)."""
@@ -291,23 +303,39 @@ class DynamicTable(nn.Module):
     # --------------------------------------------------------------- lookups
     @torch.no_grad()
     def _train_slots(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Slot per distinct id (-1: not admitted) and the inverse map; counts, admits, bumps freq."""
+        """Row per distinct id (-1: not admitted) and the inverse map; counts, admits, bumps freq."""
         self.step += 1
         found = self.index.find(flat)
         if bool((found >= 0).all()):  # every id has a row: distinct ids are distinct slots, no sort needed
             slots, inverse, counts = self._distinct_slots(found)
-            freq = self.freq.numpy()
-            freq[slots.numpy()] += counts.numpy()  # distinct slots: a plain scatter
         else:
             uniq, inverse, counts = torch.unique(flat, return_inverse=True, return_counts=True)
             slots = torch.empty_like(uniq).scatter_(0, inverse, found)  # duplicates agree
             missing = slots < 0
             slots[missing] = self._admit(uniq[missing], counts[missing])
-            hit = slots >= 0
-            self.freq[slots[hit]] += counts[hit]
         # every row this step changes (freq, admission, and the update backward applies) is marked here
         self.mark_dirty(slots[slots >= 0])
-        return slots, inverse
+        rows = self._train_rows(slots)
+        at, add = rows.numpy(), counts.numpy()
+        hit = at >= 0
+        freq = self.freq.numpy()
+        freq[at[hit]] += add[hit]  # distinct rows: a plain scatter
+        return rows, inverse
+
+    def _train_rows(self, slots: torch.Tensor) -> torch.Tensor:
+        """Where the rows of distinct `slots` (-1: none) are read and updated: here the slots themselves; a
+        tiered table promotes cold rows into RAM and answers their hot rows."""
+        return slots
+
+    def _serve(self, slots: torch.Tensor) -> torch.Tensor:
+        """Vectors of an eval lookup's slots (repeats allowed, -1: the default); nothing is counted."""
+        return _read(self, slots)
+
+    def _hold(self, rows: torch.Tensor, ctx: Any) -> None:
+        """Keep `rows` where they are until `ctx`'s backward (a tiered table must not demote them)."""
+
+    def _release(self, ctx: Any) -> None:
+        """The backward of `ctx` ran: its rows may move again."""
 
     def _distinct_slots(self, found: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Distinct slots of a lookup (all >= 0), inverse and counts, without torch.unique's sort (~3x its
@@ -335,6 +363,19 @@ class DynamicTable(nn.Module):
         if admitted.any():
             out[admitted] = self._insert(keys[admitted])
         return out
+
+    def _insert(self, keys: torch.Tensor) -> torch.Tensor:
+        """Give sorted new keys the lowest free slots (growing x2 when short) and fresh rows."""
+        free = torch.nonzero(~self.alive).squeeze(1)
+        while len(free) < len(keys):
+            self._grow()
+            free = torch.nonzero(~self.alive).squeeze(1)
+        slots = free[: len(keys)]
+        self.alive[slots] = True
+        self.slot_keys[slots] = keys
+        self._fresh_rows(slots)
+        self.index.insert(keys, slots)
+        return slots
 
     def _exact_count(self, keys: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         pos = _find(self.pending_keys, torch.arange(len(self.pending_keys)), keys)
@@ -368,16 +409,9 @@ class DynamicTable(nn.Module):
         self.bloom[uniq] = (self.bloom[uniq].long() + added).clamp_(max=255).to(torch.uint8)
         return self.bloom[at].long().min(dim=1).values
 
-    def _insert(self, keys: torch.Tensor) -> torch.Tensor:
-        """Give sorted new keys free slots (growing x2 when short), fresh rows and zero optimizer state."""
-        free = torch.nonzero(~self.alive).squeeze(1)
-        while len(free) < len(keys):
-            self._grow()
-            free = torch.nonzero(~self.alive).squeeze(1)
-        slots = free[: len(keys)]
+    def _fresh_rows(self, slots: torch.Tensor) -> None:
+        """New rows for new slots: initial vector, zero counters and optimizer state."""
         self.weight[slots] = init_rows(len(slots), self.dim)
-        self.alive[slots] = True
-        self.slot_keys[slots] = keys
         self.freq[slots] = 0
         self.last_step[slots] = self.step
         self.opt_sum[slots] = 0.0
@@ -385,8 +419,6 @@ class DynamicTable(nn.Module):
         if self.opt_m.shape[0]:
             self.opt_m[slots] = 0.0
             self.opt_v[slots] = 0.0
-        self.index.insert(keys, slots)
-        return slots
 
     def _grow(self) -> None:
         cap = self.capacity
@@ -476,6 +508,7 @@ class _FusedLookup(torch.autograd.Function):
         ctx: Any, anchor: torch.Tensor, table: DynamicTable, slots: torch.Tensor, inverse: torch.Tensor
     ) -> torch.Tensor:
         ctx.table, ctx.slots, ctx.inverse = table, slots, inverse
+        table._hold(slots, ctx)
         return _read(table, slots).index_select(0, inverse)
 
     @staticmethod
@@ -484,12 +517,19 @@ class _FusedLookup(torch.autograd.Function):
         # index_put_ with accumulate: ~2x faster than index_add_ on CPU for this [ids, D] -> [distinct, D] sum
         summed = torch.zeros(len(ctx.slots), table.dim).index_put_((ctx.inverse,), grad.float(), accumulate=True)
         table._apply_grad(ctx.slots, ctx.slots >= 0, summed)
+        table._release(ctx)
         return None, None, None, None
 
 
 @TABLES.register("dynamic")
 def build_dynamic(spec: TableSpec, dim: int) -> nn.Module:
-    return DynamicTable(dim, DynamicStorage.model_validate(spec.storage))
+    """A DynamicTable, or with `tier:` set a TieredTable (hot rows in RAM, the rest in a row file)."""
+    config = DynamicStorage.model_validate(spec.storage)
+    if config.tier is None:
+        return DynamicTable(dim, config)
+    from recforge.embedding.tiered import TieredTable  # the tiered table builds on this module
+
+    return TieredTable(dim, config, name=spec.name)
 
 
 def dynamic_tables(model: nn.Module) -> list[DynamicTable]:

@@ -117,18 +117,19 @@ def _inspect_multi_hash(module: MultiHashTable, name: str, top: int | None) -> t
 
 def _inspect_dynamic(table: DynamicTable, name: str, top: int | None) -> tuple[pa.Table, dict[str, Any]]:
     alive = torch.nonzero(table.alive).squeeze(1)
-    keys, freq = table.slot_keys[alive], table.freq[alive]
+    all_freq = table.slot_array("freq")  # through the tiers of a tiered table
+    keys, freq = table.slot_keys[alive], all_freq[alive]
     order = np.lexsort((keys.numpy(), -freq.numpy()))  # most frequent first, ties by key
     alive = alive[torch.from_numpy(order)]
     step = int(table.step)
-    last = table.last_step[alive]
+    last = table.slot_array("last_step")[alive]
     columns: dict[str, pa.Array] = {
         "key": pa.array(table.slot_keys[alive].numpy()),
-        "freq": pa.array(table.freq[alive].numpy()),
+        "freq": pa.array(all_freq[alive].numpy()),
         "last_step": pa.array(last.numpy()),
         "idle_steps": pa.array((step - last).numpy()),
     }
-    columns.update(_vector_columns(table.weight[alive]))
+    columns.update(_vector_columns(table.slot_array("weight")[alive]))
     rows = len(alive)
     admission = table.config.admission
     seen: float | None

@@ -1,0 +1,59 @@
+"""A memory-mapped file of fixed-size records, one per slot: the cold tier of a tiered embedding table.
+
+A record holds everything a row carries (vector, optimizer state, counters) side by side, so reading or
+writing a cold row touches one place on disk, not one per array. Reads and writes take a whole batch
+of slots at once (numpy fancy indexing on the mapping). The file grows by truncating it longer (new
+records read as zeros, as a grown in-RAM table's do) and is working storage: checkpoints and bundles
+still go through the table's state_dict.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class RowFile:
+    """`capacity` records of `dtype` (a structured numpy dtype) in the file at `path`, mapped read-write."""
+
+    def __init__(self, path: Path, dtype: np.dtype, capacity: int) -> None:
+        self.path, self.dtype = path, dtype
+        with open(path, "wb") as handle:
+            handle.truncate(max(capacity, 1) * dtype.itemsize)  # sparse zeros; a mapping needs >= 1 byte
+        self.capacity = capacity
+        self._map()
+
+    def _map(self) -> None:
+        records = max(self.capacity, 1)
+        # a plain ndarray over the mapping (np.memmap's subclass overhead costs on every small gather)
+        self.rows: np.ndarray = np.asarray(np.memmap(self.path, dtype=self.dtype, mode="r+", shape=(records,)))
+
+    @property
+    def nbytes(self) -> int:
+        return self.capacity * self.dtype.itemsize
+
+    def resize(self, capacity: int) -> None:
+        """Grow to `capacity` records; existing records keep their slots, new ones are zero."""
+        if capacity <= self.capacity:
+            return
+        os.truncate(self.path, capacity * self.dtype.itemsize)
+        self.capacity = capacity
+        self._map()  # views of the old mapping stay valid: the file only grew
+
+    def read(self, slots: np.ndarray) -> np.ndarray:
+        """Records of `slots` (a copy)."""
+        return self.rows[slots]
+
+    def write(self, slots: np.ndarray, records: np.ndarray) -> None:
+        self.rows[slots] = records
+
+    def field(self, name: str) -> np.ndarray:
+        """One field over every slot: a strided view of the mapping (writes go to the file)."""
+        return self.rows[: self.capacity][name]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Unmap and delete the file (views still held elsewhere keep their pages until dropped)."""
+        self.rows = np.empty(0, dtype=self.dtype)
+        Path(self.path).unlink(missing_ok=True)
