@@ -182,16 +182,6 @@ def save_delta(
     return _write_manifest(out, manifest)
 
 
-def _resized(value: torch.Tensor, length: int) -> torch.Tensor:
-    """`value` with `length` rows: kept rows copied, new rows zero (as DynamicTable grows)."""
-    if value.shape[0] == length:
-        return value.clone()
-    out = torch.zeros(length, *value.shape[1:], dtype=value.dtype)
-    keep = min(length, value.shape[0])
-    out[:keep] = value[:keep]
-    return out
-
-
 def apply_delta(model: nn.Module, directory: str | Path, *, parent_version: str | None = None) -> dict[str, Any]:
     """Apply one delta to `model` (holding the state of its parent save) in place; returns its manifest.
 
@@ -214,16 +204,12 @@ def apply_delta(model: nn.Module, directory: str | Path, *, parent_version: str 
     rows = load_file(str(path / ROWS))
     for name, info in manifest["tables"].items():
         table = tables[name]
-        slots = rows[f"{name}/slots"]
-        state: dict[str, torch.Tensor] = {}
-        for array in SLOT_ARRAYS:
-            value = _resized(table.slot_array(array), info["lengths"][array])
-            if value.shape[0]:
-                value[slots] = rows[f"{name}/{array}"]
-            state[array] = value
-        for array in TABLE_STATE:
-            state[array] = rows[f"{name}/{array}"]
-        table.load_state_dict(state)
+        table.write_slots(
+            {array: int(info["lengths"][array]) for array in SLOT_ARRAYS},
+            rows[f"{name}/slots"],
+            {array: rows[f"{name}/{array}"] for array in SLOT_ARRAYS},
+            {array: rows[f"{name}/{array}"] for array in TABLE_STATE},
+        )
     if manifest["dense"]:
         dense = load_file(str(path / DENSE))
         own = model.state_dict()

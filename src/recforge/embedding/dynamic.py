@@ -146,6 +146,16 @@ class KeyIndex:
         self.size += len(keys)
 
 
+def resized(value: torch.Tensor, length: int) -> torch.Tensor:
+    """A copy of `value` with `length` rows: kept rows copied, new rows zero (as DynamicTable grows)."""
+    if value.shape[0] == length:
+        return value.clone()
+    out = torch.zeros(length, *value.shape[1:], dtype=value.dtype)
+    keep = min(length, value.shape[0])
+    out[:keep] = value[:keep]
+    return out
+
+
 def _find(keys: torch.Tensor, values: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
     """values[position of each wanted key in sorted `keys`], -1 where absent."""
     if len(keys) == 0:
@@ -288,6 +298,23 @@ class DynamicTable(nn.Module):
         self.tombstones.append(self.slot_keys[victims])
         self.mark_dirty(torch.nonzero(victims).squeeze(1))
         self._reindex()
+
+    def write_slots(
+        self,
+        lengths: dict[str, int],
+        slots: torch.Tensor,
+        rows: dict[str, torch.Tensor],
+        state: dict[str, torch.Tensor],
+    ) -> None:
+        """Apply changed rows by slot (a delta): slot arrays resized to `lengths` (new rows zero, as the table
+        grows), `rows[name]` written at `slots`, and the rest of the state (`step`, admission) replaced."""
+        full: dict[str, torch.Tensor] = {}
+        for array in SLOT_ARRAYS:
+            value = resized(self.slot_array(array), lengths[array])
+            if value.shape[0]:
+                value[slots] = rows[array]
+            full[array] = value
+        self.load_state_dict({**full, **state})
 
     def mark_dirty(self, slots: torch.Tensor) -> None:
         """Record rows changed since the last delta save (the dirty mask grows with the slot arrays)."""

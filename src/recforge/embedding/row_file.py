@@ -27,8 +27,12 @@ class RowFile:
 
     def _map(self) -> None:
         records = max(self.capacity, 1)
-        # a plain ndarray over the mapping (np.memmap's subclass overhead costs on every small gather)
-        self.rows: np.ndarray = np.asarray(np.memmap(self.path, dtype=self.dtype, mode="r+", shape=(records,)))
+        # plain ndarrays over the mapping (np.memmap's subclass costs on every small gather): records as
+        # [n, itemsize] bytes for batch reads and writes (a 2-d byte take is ~6x a structured gather),
+        # and the same memory as structured records for field views
+        mapping = np.memmap(self.path, dtype=np.uint8, mode="r+", shape=(records, self.dtype.itemsize))
+        self.bytes: np.ndarray = np.asarray(mapping)
+        self.rows: np.ndarray = self.bytes.view(self.dtype).reshape(records)
 
     @property
     def nbytes(self) -> int:
@@ -44,10 +48,10 @@ class RowFile:
 
     def read(self, slots: np.ndarray) -> np.ndarray:
         """Records of `slots` (a copy)."""
-        return self.rows[slots]
+        return self.bytes.take(slots, axis=0).view(self.dtype).reshape(len(slots))
 
     def write(self, slots: np.ndarray, records: np.ndarray) -> None:
-        self.rows[slots] = records
+        self.bytes[slots] = records.view(np.uint8).reshape(len(slots), self.dtype.itemsize)
 
     def field(self, name: str) -> np.ndarray:
         """One field over every slot: a strided view of the mapping (writes go to the file)."""
@@ -56,4 +60,5 @@ class RowFile:
     def close(self) -> None:
         """Unmap and delete the file (views still held elsewhere keep their pages until dropped)."""
         self.rows = np.empty(0, dtype=self.dtype)
+        self.bytes = np.empty((0, self.dtype.itemsize), dtype=np.uint8)
         Path(self.path).unlink(missing_ok=True)

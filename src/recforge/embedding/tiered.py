@@ -41,6 +41,7 @@ from recforge.embedding.tables import init_rows
 from recforge.errors import ConfigError
 
 DEMOTE_SHARE = 16  # demote at least 1/16 of the hot rows when room is short
+SAMPLE = 1024  # scores sampled to find the demotion cut-off
 DIRECTORY = ("alive", "slot_keys")  # per-slot arrays that stay in RAM (the rest are hot rows / records)
 BOOKKEEPING_BYTES = 8 + 8 + 8 + 4 + 1 + 1  # per hot row: its slot, stamp, free-stack entry, pins, busy, dirty
 COPY_CHUNK = 1 << 16  # rows per chunk when a whole table moves into the row file
@@ -109,7 +110,7 @@ class TieredTable(DynamicTable):
             old.close()
         self.alive = arrays["alive"].detach().clone()
         self.slot_keys = arrays["slot_keys"].detach().clone()
-        self._slot_row = np.full(capacity, -1, dtype=np.int64)
+        self._slot_row = np.full(capacity, -1, dtype=np.int32)
         self._reset_hot()
 
     def _reset_hot(self) -> None:
@@ -135,6 +136,7 @@ class TieredTable(DynamicTable):
         self._hot_dirty = np.zeros(rows, dtype=bool)  # changed since promotion: written back on demotion
         self._tick = 0
         self._held = {}
+        self._rng = np.random.default_rng(0)  # demotion samples: runs repeat exactly
 
     # ------------------------------------------------------------------ public
     @property
@@ -199,8 +201,8 @@ class TieredTable(DynamicTable):
 
     def _demote(self, short: int) -> None:
         """Move at least `short` (and 1/16 of the hot rows, when that many may go) rows to the row file."""
-        movable = (self._cache_slot >= 0) & ~self._busy & (self._pins == 0)
-        available = int(movable.sum())
+        movable = np.flatnonzero((self._cache_slot >= 0) & ~self._busy & (self._pins == 0))
+        available = len(movable)
         if available < short:
             raise ConfigError(
                 "storage.tier.ram_bytes",
@@ -209,19 +211,33 @@ class TieredTable(DynamicTable):
                 fix=f"raise ram_bytes to at least {(self.hot_rows - available + short) * self.row_bytes()}",
             )
         count = min(available, max(short, self.hot_rows // DEMOTE_SHARE))
-        if self.tier.policy == "lru":
-            score = self._stamp.astype(np.float64)
-        else:  # lfu: training freq first, recency breaks ties (a fraction below 1)
-            score = self.freq.numpy() + self._stamp / (self._tick + 1.0)
-        score[~movable] = np.inf
-        victims = np.argpartition(score, count - 1)[:count] if count < len(score) else np.flatnonzero(movable)
+        victims = movable if count == available else movable[self._coldest(movable, count, short)]
         dirty = victims[self._hot_dirty[victims]]
         if len(dirty):
+            dirty = dirty[np.argsort(self._cache_slot[dirty])]  # slot order: neighbouring records share pages
             self.file.write(self._cache_slot[dirty], self._records(dirty))
             self._hot_dirty[dirty] = False
             self.written_back += len(dirty)
         self._drop(victims)
         self.demoted += len(victims)
+
+    def _coldest(self, movable: np.ndarray, count: int, short: int) -> np.ndarray:
+        """Positions in `movable` of about `count` (at least `short`) of the coldest rows by the policy.
+
+        The cut-off is the matching quantile of a sample of SAMPLE scores, then one pass picks the rows
+        at or below it (an exact argpartition over every hot row costs ~3 ms per 75k rows on this CPU).
+        """
+        stamp = self._stamp[movable]
+        if self.tier.policy == "lru":
+            score = stamp.astype(np.float64)
+        else:  # lfu: training freq first, recency breaks ties (a fraction below 1)
+            score = self.freq.numpy()[movable] + stamp / (self._tick + 1.0)
+        sample = score[self._rng.integers(0, len(score), SAMPLE)]
+        k = min(SAMPLE - 1, int(np.ceil(count / len(score) * SAMPLE)))
+        picked = np.flatnonzero(score <= np.partition(sample, k)[k])
+        if len(picked) < short:  # an unlucky sample: exact
+            return np.argpartition(score, count - 1)[:count]  # type: ignore[no-any-return]
+        return picked[:count]
 
     def _drop(self, rows: np.ndarray) -> None:
         """Hot rows back onto the free stack (their slots read from the file again)."""
@@ -230,14 +246,15 @@ class TieredTable(DynamicTable):
         self._free[self._n_free : self._n_free + len(rows)] = rows
         self._n_free += len(rows)
 
-    def _promote(self, slots: np.ndarray) -> np.ndarray:
-        """Hot row of each slot (>= 0, repeats allowed), reading the cold ones from the row file."""
-        rows = self._slot_row[slots]
+    def _promote(self, slots: np.ndarray, distinct: bool = False) -> np.ndarray:
+        """Hot row of each slot (>= 0; repeats allowed unless `distinct`), reading the cold ones from the
+        row file in one batch."""
+        rows = self._slot_row[slots].astype(np.int64)  # int32 per slot (RAM); torch indexes with int64
         cold = rows < 0
         if cold.any():
             hot = rows[~cold]
             self._busy[hot] = True
-            need = np.unique(slots[cold])
+            need = slots[cold] if distinct else np.unique(slots[cold])
             try:
                 new = self._allocate(len(need))
             finally:
@@ -248,18 +265,25 @@ class TieredTable(DynamicTable):
             self._cache_slot[new] = need
             self._slot_row[need] = new
             self.promoted += len(need)
-            rows = self._slot_row[slots]
+            if distinct:
+                rows[cold] = new
+            else:
+                rows = self._slot_row[slots].astype(np.int64)
         self._tick += 1
         self._stamp[rows] = self._tick
         return rows
 
     def _train_rows(self, slots: torch.Tensor) -> torch.Tensor:
-        out = slots.clone()
-        hit = slots >= 0
-        rows = self._promote(slots[hit].numpy())
+        at = slots.numpy()
+        hit = at >= 0
+        every = bool(hit.all())
+        rows = self._promote(at if every else at[hit], distinct=True)
         self._hot_dirty[rows] = True  # freq moves now; backward updates the rest
-        out[hit] = torch.from_numpy(rows)
-        return out
+        if every:
+            return torch.from_numpy(rows)
+        out = np.full(len(at), -1, dtype=np.int64)
+        out[hit] = rows
+        return torch.from_numpy(out)
 
     def _serve(self, slots: torch.Tensor) -> torch.Tensor:
         """Vectors through the tiers; a lookup with more distinct ids than half the hot rows goes in chunks."""
@@ -280,7 +304,9 @@ class TieredTable(DynamicTable):
         return out
 
     def _hold(self, rows: torch.Tensor, ctx: Any) -> None:
-        held = rows[rows >= 0].numpy().copy()
+        held = rows.numpy()  # ctx keeps `rows` unchanged until backward
+        if held.size and held.min() < 0:
+            held = held[held >= 0]
         self._pins[held] += 1  # distinct rows: a plain scatter
         self._held[id(ctx)] = held
         weakref.finalize(ctx, self._unpin, id(ctx), self._pins)  # a graph freed without backward
@@ -309,12 +335,41 @@ class TieredTable(DynamicTable):
         self._stamp[rows] = self._tick
 
     def _grow(self) -> None:
-        cap = self.capacity
-        new = max(2 * cap, 1)
-        self.alive = torch.cat([self.alive, torch.zeros(new - cap, dtype=torch.bool)])
-        self.slot_keys = torch.cat([self.slot_keys, torch.zeros(new - cap, dtype=torch.int64)])
-        self._slot_row = np.concatenate([self._slot_row, np.full(new - cap, -1, dtype=np.int64)])
-        self.file.resize(new)
+        self._resize(max(2 * self.capacity, 1))
+
+    def _resize(self, capacity: int) -> None:
+        """Grow the directory and the row file to `capacity` slots (new ones empty, their records zero)."""
+        extra = capacity - self.capacity
+        self.alive = torch.cat([self.alive, torch.zeros(extra, dtype=torch.bool)])
+        self.slot_keys = torch.cat([self.slot_keys, torch.zeros(extra, dtype=torch.int64)])
+        self._slot_row = np.concatenate([self._slot_row, np.full(extra, -1, dtype=np.int32)])
+        self.file.resize(capacity)
+
+    def write_slots(
+        self,
+        lengths: dict[str, int],
+        slots: torch.Tensor,
+        rows: dict[str, torch.Tensor],
+        state: dict[str, torch.Tensor],
+    ) -> None:
+        """A delta's rows go straight to the row file (O(changed rows + hot rows), not O(table)); the hot tier
+        restarts empty. A delta that shrinks the table or switches Adam state takes DynamicTable's full path."""
+        if lengths["alive"] < self.capacity or (lengths["opt_m"] > 0) != self.adam_state:
+            super().write_slots(lengths, slots, rows, state)
+            return
+        self.flush()
+        self._reset_hot()  # hot copies of changed slots would be stale
+        if lengths["alive"] > self.capacity:
+            self._resize(lengths["alive"])
+        records = np.zeros(len(slots), dtype=self.file.dtype)
+        for name in self.row_fields:
+            records[name] = rows[name].numpy()
+        self.file.write(slots.numpy(), records)
+        self.alive[slots] = rows["alive"]
+        self.slot_keys[slots] = rows["slot_keys"]
+        for name, value in state.items():
+            setattr(self, name, value.detach().clone())
+        self._reindex()
 
     def _remove(self, victims: torch.Tensor) -> None:
         slots = torch.nonzero(victims).squeeze(1).numpy()
