@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import weakref
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class TieredTable(DynamicTable):
         self.promoted = 0  # rows read from the row file / written back to it (for benches and tests)
         self.demoted = 0
         self.written_back = 0
+        self._lock = threading.RLock()  # serving looks up from many threads, and every lookup moves rows
         self._relayout({name: getattr(self, name) for name in SLOT_ARRAYS})  # the zero rows made above
 
     # ------------------------------------------------------------------ layout
@@ -142,6 +144,19 @@ class TieredTable(DynamicTable):
     @property
     def capacity(self) -> int:
         return int(self.alive.shape[0])
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        with self._lock:
+            return super().forward(ids)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TieredTable:
+        """A twin with its own row file holding the same state (a plain deep copy would share the file)."""
+        twin = TieredTable(self.dim, self.config, name=self.name)
+        twin.configure_optimizer(self.optimizer, self.lr)
+        twin.load_state_dict(self.state_dict())
+        twin.dirty, twin.tombstones = self.dirty.clone(), [t.clone() for t in self.tombstones]
+        memo[id(self)] = twin
+        return twin.train(self.training)
 
     def resident_bytes(self) -> int:
         """Bytes the hot tier holds in RAM (never above `tier.ram_bytes`)."""
@@ -423,8 +438,9 @@ class TieredTable(DynamicTable):
             if name not in SLOT_ARRAYS:
                 setattr(self, name, arrays[name].detach().clone())
         self.adam_state = self.optimizer != "rowwise_adagrad"
-        self._relayout({name: arrays[name] for name in SLOT_ARRAYS})
-        self._reindex()
+        with self._lock:
+            self._relayout({name: arrays[name] for name in SLOT_ARRAYS})
+            self._reindex()
 
     def _template(self, name: str) -> torch.Tensor:
         """An empty tensor with the dtype and trailing shape of slot array `name`."""
