@@ -21,6 +21,7 @@ from recforge.config import build_config
 from recforge.config.features import DynamicStorage
 from recforge.embedding import DynamicTable, EmbeddingCollection
 from recforge.embedding.delta import apply_delta, load_base, mark_clean, save_base, save_delta
+from recforge.embedding.inspect import _inspect_dynamic
 from recforge.embedding.tiered import TieredTable
 from recforge.errors import ConfigError
 from recforge.state_io import load_state, save_state
@@ -80,6 +81,9 @@ def test_training_through_the_tiers_is_bit_identical_to_the_in_ram_table(kind: s
     assert len(tier) > 4 * tier.hot_rows and tier.promoted > 100 and tier.demoted > 100 and tier.written_back > 100
     assert tier.file.nbytes >= len(tier) * tier.file.dtype.itemsize
     assert_same_state(ram, tier)  # every slot array (dead slots included), step and admission counters
+    rows, summary = _inspect_dynamic(tier, "t", None)  # `ev inspect` reads through the tiers
+    assert rows.equals(_inspect_dynamic(ram, "t", None)[0]) and summary["rows"] == len(ram)
+    assert summary["tier"]["resident_bytes"] <= summary["tier"]["ram_bytes"]
     twin = copy.deepcopy(tier)  # its own row file with the same state
     assert twin.file.path != tier.file.path and twin.config == tier.config
     assert_same_state(twin, tier)

@@ -17,6 +17,7 @@ from recforge.embedding.collection import EmbeddingCollection
 from recforge.embedding.dynamic import DynamicTable
 from recforge.embedding.multi_hash import MultiHashTable, bucket_indices
 from recforge.embedding.tables import StaticTable
+from recforge.embedding.tiered import TieredTable
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet, FeatureState, TransformReport
 from recforge.features.arrow_ops import hash_values
@@ -157,6 +158,15 @@ def _inspect_dynamic(table: DynamicTable, name: str, top: int | None) -> tuple[p
         "bytes": rows * table.dim * table.weight.element_size(),
         "state_bytes": state_bytes,
     }
+    if isinstance(table, TieredTable):  # rows above were read through the tiers
+        summary["tier"] = {
+            "ram_bytes": table.tier.ram_bytes,
+            "resident_bytes": table.resident_bytes(),
+            "hot_rows": table.hot_rows,
+            "policy": table.tier.policy,
+            "row_file_bytes": table.file.nbytes,
+            "directory_bytes": table.directory_bytes(),
+        }
     return _top(pa.table(columns), top), summary
 
 
