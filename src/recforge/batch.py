@@ -17,9 +17,25 @@ class Bag:
 
     values: torch.Tensor  # int64 [B, L], 0 = padding
     weights: torch.Tensor | None = None  # float32 [B, L] or None (all ones)
+    attrs: dict[str, torch.Tensor] = field(default_factory=dict)  # sequences: int64 [B, L, G] side info per element
 
     def index(self, rows: torch.Tensor | slice) -> Bag:
-        return Bag(self.values[rows], None if self.weights is None else self.weights[rows])
+        return Bag(
+            self.values[rows],
+            None if self.weights is None else self.weights[rows],
+            {k: v[rows] for k, v in self.attrs.items()},
+        )
+
+    def unique(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Deduplicated elements: (values [U], inverse [B, L] with values[inverse] == self.values, attrs [U, G]).
+
+        Attributes are a function of the element (a fitted map), so any occurrence's row is the element's.
+        """
+        values, inverse = torch.unique(self.values, return_inverse=True)
+        first = torch.empty(values.shape[0], dtype=torch.int64)
+        first.scatter_(0, inverse.reshape(-1), torch.arange(inverse.numel()))
+        attrs = {k: v.reshape(-1, v.shape[-1]).index_select(0, first) for k, v in self.attrs.items()}
+        return values, inverse, attrs
 
     @property
     def mask(self) -> torch.Tensor:
@@ -62,13 +78,24 @@ class Batch:
             parts = [b.bags[name] for b in batches]
             width = max(p.values.shape[1] for p in parts)
             values = torch.cat([torch.nn.functional.pad(p.values, (0, width - p.values.shape[1])) for p in parts])
+            attrs = {
+                k: torch.cat(
+                    [
+                        torch.nn.functional.pad(
+                            p.attrs[k], (0, g - p.attrs[k].shape[2], 0, width - p.attrs[k].shape[1])
+                        )
+                        for p in parts
+                    ]
+                )
+                for k, g in ((k, max(p.attrs[k].shape[2] for p in parts)) for k in parts[0].attrs)
+            }
             if parts[0].weights is None:
-                return Bag(values)
+                return Bag(values, None, attrs)
             padded = [
                 torch.nn.functional.pad(w, (0, width - w.shape[1])) for w in (p.weights for p in parts) if w is not None
             ]
             weights = torch.cat(padded)
-            return Bag(values, weights)
+            return Bag(values, weights, attrs)
 
         return Batch(
             ids=torch.cat([b.ids for b in batches]),

@@ -33,6 +33,7 @@ class FieldSpec:
     max_len: int = 1  # bag fields: padded length L
     pooling: str = "mean"
     sequence_of: str | None = None  # sequence fields: the id field whose values they hold
+    attrs: tuple[str, ...] = ()  # sequence fields: features describing each element (Bag.attrs keys)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class InputSchema:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InputSchema:
         return cls(
-            fields=tuple(FieldSpec(**f) for f in data["fields"]),
+            fields=tuple(FieldSpec(**{**f, "attrs": tuple(f.get("attrs", ()))}) for f in data["fields"]),
             tables=tuple(TableSpec(**t) for t in data["tables"]),
             labels=tuple(data["labels"]),
         )

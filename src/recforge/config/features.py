@@ -168,6 +168,11 @@ class SequenceFeatureConfig(FeatureBase):
     sep: str | None = None
     max_len: int = Field(50, ge=1)
     pooling: Literal["mean", "sum"] = "mean"
+    attrs: list[str] = Field(
+        default_factory=list,
+        description="Id or tag features of the same side as `of` (e.g. category) that describe each element; "
+        "fitted as an item -> attribute map on train and emitted aligned with the sequence.",
+    )
 
 
 class CrossFeatureConfig(FeatureBase):

@@ -27,6 +27,13 @@ class SyntheticConfig(Strict):
     n_categories: int = Field(40, ge=2)
     n_impressions: int = Field(1_000_000, ge=100)
     seed: int = 0
+    interest_effect: float = Field(
+        0.0,
+        ge=0,
+        description="Planted sequence effect: each user's current interest category (changing every "
+        "`interest_days`) gets this logit boost and a share of the feed; only recent clicks reveal it. 0 = off.",
+    )
+    interest_days: int = Field(5, ge=1, description="Days each interest phase lasts.")
 
 
 class TablesConfig(Strict):
@@ -37,6 +44,18 @@ class TablesConfig(Strict):
     items: str | None = None
     user_key: str = "user_id"
     item_key: str = "item_id"
+
+
+class HistoryConfig(Strict):
+    """A behavior-sequence column built from the raw behavior log: per sample row, the same user's
+    `item` values with strictly earlier `time`, oldest first (newest last), at most `max_len`."""
+
+    column: str = Field("history", description="Name of the list column added to the samples.")
+    user: str = "user_id"
+    item: str = "item_id"
+    time: str = "timestamp"
+    max_len: int = Field(50, ge=1)
+    where: str | None = Field(None, description="SQL filter on behavior rows that enter histories, e.g. `click = 1`.")
 
 
 class DataConfig(Strict):
@@ -52,6 +71,7 @@ class DataConfig(Strict):
     tables: TablesConfig | None = None
     weight: str | None = Field(None, description="Optional sample-weight column.")
     read_rows: int = Field(65_536, ge=256, description="Rows per Arrow record batch read from disk.")
+    history: HistoryConfig | None = Field(None, description="Add each row's behavior history as a list column.")
 
 
 class ModelConfig(BaseModel):

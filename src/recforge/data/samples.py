@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from recforge.config.schema import DataConfig, LabelRule
 from recforge.data.duck import fetch_arrow, quote
+from recforge.data.history import add_history
 from recforge.data.raw import RawTables
 from recforge.data.readers import count_rows, read_schema, write_parquet
 from recforge.data.sources import load_source
@@ -44,6 +45,8 @@ def build_samples(cfg: DataConfig, out_dir: str | Path) -> SamplePaths:
         return prebuilt_samples(cfg)
     raw = load_source(cfg)
     table, counts = join_and_label(raw, cfg)
+    if cfg.history is not None:
+        table = add_history(table, raw.behavior, cfg.history, origin=raw.origin or cfg.source)
     codes = assign_splits(table, cfg.split, origin=raw.origin or cfg.source)
     table = table.drop_columns([ROW])
     base = str(out_dir).rstrip("/")

@@ -9,6 +9,8 @@ learn from user_id, item_id, age, gender, city_tier, category_id, brand_id, pric
           + affinity(age band x gender x category) + interest_user . vector_category
           + price sensitivity(age band) x standardized log price + position bias
 
+With `interest_effect > 0` a planted sequence effect joins the logit: a per-user interest category that
+changes every `interest_days` (see `_interest_phases`), visible only through the user's recent clicks.
 `buy` and `fav` are drawn only for clicks. Everything is vectorized numpy from one seeded generator.
 At the SyntheticConfig() defaults (1M impressions): CTR 0.090, oracle AUC 0.760, about 1 s to generate.
 """
@@ -39,6 +41,7 @@ SD_USER_BIAS, SD_INTEREST = 0.1, 0.04
 SD_AFFINITY = (0.5, 0.5, 0.2)  # gender x category, age band x category, band x gender x category
 LATENT_DIM = 4
 N_POSITIONS = 20
+INTEREST_FEED_SHARE = 0.3  # share of a user's feed showing the current interest (when interest_effect > 0)
 START_TS = 1_704_067_200  # 2024-01-01 00:00:00 UTC
 DAYS = 30
 HOUR_WEIGHTS = np.array(
@@ -145,6 +148,7 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
     i = rng.choice(n_i, size=n, p=items.exposure / items.exposure.sum())
     pos = rng.choice(N_POSITIONS, size=n, p=_position_weights())
     ts = _timestamps(rng, n)
+    i, interest = _interest_phases(cfg, u, i, ts, items)
     c, band = items.category[i], users.band[u]
     logit = (
         items.quality[i]
@@ -154,6 +158,7 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
         + np.einsum("nk,nk->n", users.interest[u], cat_vec[c])
         + PRICE_SENSITIVITY[band] * items.price_z[i]
         + position_bias[pos]
+        + interest
     )
     ctr = _sigmoid(logit + _calibrate(logit, TARGET_CTR))
     click = rng.random(n) < ctr
@@ -193,6 +198,30 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
     )
     log.info("synthetic world: %d users, %d items, %d impressions, ctr %.4f", n_u, n_i, n, click.mean())
     return RawTables(behavior=impressions, users=user_table, items=item_table, origin=f"synthetic(seed={cfg.seed})")
+
+
+def _interest_phases(
+    cfg: SyntheticConfig, u: np.ndarray, i: np.ndarray, ts: np.ndarray, items: _Items
+) -> tuple[np.ndarray, np.ndarray]:
+    """The planted sequence effect: each user has a current interest category per `interest_days` phase.
+
+    The feed shows it (INTEREST_FEED_SHARE of the user's impressions are swapped to items of it) and clicks
+    favour it (+interest_effect on the logit). user_id alone cannot tell which phase is current; the user's
+    recent clicks can. Off (no change to the world, no draws) at interest_effect 0; its own generator.
+    """
+    if cfg.interest_effect == 0:
+        return i, np.zeros(len(i))
+    rng = np.random.default_rng([cfg.seed, 7])
+    by_category = np.argsort(items.category, kind="stable")
+    counts = np.bincount(items.category, minlength=cfg.n_categories)
+    starts = np.cumsum(counts) - counts
+    stocked = np.flatnonzero(counts)
+    phase = (ts - START_TS) // (cfg.interest_days * 86_400)
+    current = rng.choice(stocked, size=(cfg.n_users, int(phase.max()) + 1))[u, phase]
+    swap = rng.random(len(i)) < INTEREST_FEED_SHARE
+    pick = starts[current] + (rng.random(len(i)) * counts[current]).astype(np.int64)
+    i = np.where(swap, by_category[pick], i)
+    return i, cfg.interest_effect * (items.category[i] == current)
 
 
 def _position_weights() -> np.ndarray:

@@ -38,6 +38,7 @@ class IdOutput:
 class BagOutput:
     values: np.ndarray  # int64 [B, L], 0 = padding
     weights: np.ndarray | None = None  # float32 [B, L]
+    attrs: dict[str, np.ndarray] = field(default_factory=dict)  # sequences: int64 [B, L, G] per attribute
 
 
 @dataclass(frozen=True)

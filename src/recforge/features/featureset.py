@@ -72,7 +72,27 @@ class FeatureSet:
                         fix=f"use static storage for {of.name!r} (or drop the sequence)",
                     )
                 feature.dim = of.dim
+                self._check_attrs(feature)
         self.states: dict[str, FeatureState] = {}
+
+    def _check_attrs(self, feature: Feature[Any]) -> None:
+        """A sequence's attributes are static id/tag features on its `of` feature's side."""
+        of = self.features[feature.config.of]
+        for name in feature.config.attrs:
+            attr = self.features.get(name)
+            storage = getattr(attr.config, "storage", None) if attr is not None else None
+            if attr is None or attr.kind not in ("id", "tag") or (storage is not None and storage.kind != "static"):
+                raise FeatureError(
+                    feature.name,
+                    f"attrs: {name!r} must name an id or tag feature with static storage",
+                    fix=f"use features on the {of.side} side, e.g. the item's category",
+                )
+            if attr.side != of.side:
+                raise FeatureError(
+                    feature.name,
+                    f"attrs: {name!r} is a {attr.side} feature but the elements are {of.name!r} ({of.side})",
+                    fix=f"list only {of.side}-side features that describe {of.name!r}",
+                )
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig) -> FeatureSet:
@@ -166,7 +186,9 @@ class FeatureSet:
             out = outputs[f.name]
             assert isinstance(out, BagOutput)
             bags[f.name] = Bag(
-                torch.from_numpy(out.values), None if out.weights is None else torch.from_numpy(out.weights)
+                torch.from_numpy(out.values),
+                None if out.weights is None else torch.from_numpy(out.weights),
+                {k: torch.from_numpy(v) for k, v in out.attrs.items()},
             )
         return Batch(
             ids=torch.from_numpy(ids),

@@ -1,8 +1,10 @@
 """Models: a registry and one file per model; importing this package registers them all."""
 
 from recforge.models.rank import (  # noqa: F401  (registers)
+    bst,
     dcn_v2,
     deepfm,
+    din,
     fm,
     gbdt_lr,
     lr,
