@@ -35,6 +35,7 @@ CONTRACT = ["user_id", "item_id", "age", "gender", "occupation", "release_year",
 # recforge runs: (example config, extra --set overrides)
 RECFORGE = {
     "recforge_din": ("movielens_din.yaml", []),
+    "recforge_din_fm": ("movielens_din.yaml", ["model.fm=true"]),
     "recforge_bst": ("movielens_bst.yaml", []),
     "recforge_deepfm_hist": ("movielens_din.yaml", ["model={name: deepfm, deep: {}}"]),  # history mean-pooled
     "recforge_deepfm": ("movielens_deepfm.yaml", []),

@@ -127,7 +127,14 @@ def synthetic(model_block: dict[str, Any], with_history: bool) -> dict[str, Any]
         "embedding_dim": 8,
         "features": features,
         "model": model_block,
-        "train": {"batch_size": 512, "epochs": 2, "progress": False, "early_stop": None, "threads": 2},
+        "train": {
+            "batch_size": 512,
+            "epochs": 2,
+            "optimizer": {"lr": 0.005},
+            "progress": False,
+            "early_stop": None,
+            "threads": 2,
+        },
         "eval": {"metrics": ["auc"]},
     }
 

@@ -4,7 +4,7 @@ to the target item, then an MLP over it beside every other field."""
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from recforge.batch import Batch
@@ -13,6 +13,7 @@ from recforge.errors import ConfigError
 from recforge.models.layers import (
     MLP,
     Dedup,
+    FactorizationMachine,
     MLPConfig,
     SequenceInputs,
     TargetAttention,
@@ -29,6 +30,7 @@ class DINConfig(BaseModel):
     attention: TargetAttentionConfig = TargetAttentionConfig()
     deep: MLPConfig = MLPConfig(hidden=(200, 80), dropout=0.0)
     dedup: Dedup = "auto"  # auto: per distinct item when elements carry attrs
+    fm: bool = Field(False, description="Add DeepFM's linear and FM terms over the non-sequence fields.")
 
 
 def require_sequences(schema: InputSchema, model: str) -> None:
@@ -38,22 +40,28 @@ def require_sequences(schema: InputSchema, model: str) -> None:
 
 @register_model("din", config=DINConfig)
 class DIN(nn.Module):
-    """logit = MLP([E_other, interest_s, target_s, interest_s * target_s for each sequence s])."""
+    """logit = MLP([E_other, interest_s, target_s, interest_s * target_s for each sequence s])
+    (+ linear(x) + FM(E_other) with `fm: true`)."""
 
     def __init__(self, schema: InputSchema, config: DINConfig) -> None:
         super().__init__()
         require_sequences(schema, "din")
-        self.embeddings = EmbeddingCollection(without_sequences(schema))
+        self.embeddings = EmbeddingCollection(without_sequences(schema), linear=config.fm)
+        self.fm = FactorizationMachine() if config.fm else None
         self.sequences = [SequenceInputs(schema, f, self.embeddings, config.dedup) for f in sequence_fields(schema)]
         self.attention = nn.ModuleList(TargetAttention(s.output_dim, config.attention) for s in self.sequences)
         width = self.embeddings.output_dim + sum(3 * s.output_dim for s in self.sequences)
         self.deep = MLP(width, config.deep, out_dim=1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        parts = [self.embeddings(batch).flat()]
+        embedded = self.embeddings(batch)
+        parts = [embedded.flat()]
         for seq, attention in zip(self.sequences, self.attention, strict=True):
             keys, mask = seq.elements(batch)
             query = seq.target(batch)
             interest = attention(query, keys, mask)
             parts += [interest, query, interest * query]
-        return self.deep(torch.cat(parts, dim=1)).squeeze(1)
+        logit = self.deep(torch.cat(parts, dim=1)).squeeze(1)
+        if self.fm is not None and embedded.linear is not None:
+            logit = logit + embedded.linear + self.fm(embedded.stacked())
+        return logit
