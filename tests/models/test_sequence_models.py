@@ -146,6 +146,7 @@ def test_din_learns_the_planted_interest_effect(tmp_path: Path) -> None:
     )
     plain = pipeline.train(build_config(synthetic({"name": "deepfm", "deep": deep}, False)), tmp_path / "p")
     auc, base = din.metrics["test"]["auc"], plain.metrics["test"]["auc"]
-    print(f"din {auc:.4f} deepfm without history {base:.4f}")
-    assert auc > 0.70, din.metrics
+    # Measured on this world (seed 3): oracle 0.873; the share of the target's category in the last 10
+    # clicks alone scores 0.755; DIN 0.784, DeepFM without the history 0.740.
+    assert auc > 0.75, din.metrics
     assert auc > base + 0.02, (din.metrics, plain.metrics)
