@@ -121,7 +121,7 @@ def open_study(
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            study.enqueue_trial(trial.params, skip_if_exists=True)
+            study.enqueue_trial(trial.params)
             log.info("trial %d was left running by a stopped run: queued again", trial.number)
     return study
 
@@ -243,7 +243,8 @@ def trials_table(study: optuna.Study) -> pa.Table:
         rows["error"].append(t.user_attrs.get("error"))
     for name in names:  # numbers stay numbers; a column of mixed or non-numeric choices becomes text
         values = [v for v in rows[name] if v is not None]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if not numbers and not all(isinstance(v, bool) for v in values):
             rows[name] = [None if v is None else str(v) for v in rows[name]]
     return pa.table(rows)
 
