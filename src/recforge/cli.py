@@ -153,8 +153,9 @@ def tune(
     tree = load_tree(config)
     for assignment in set_:
         apply_override(tree, assignment)
+    search = load_space(space)
     result = run_tune(
-        tree, load_space(space), out, trials, jobs=jobs, study_db=study_db, study_name=study_name, importance=importance
+        tree, search, out, trials, jobs=jobs, study_db=study_db, study_name=study_name, importance=importance
     )
     rows = result.table.to_pylist()
     columns = [c for c in result.table.column_names if c != "error"]
@@ -162,7 +163,7 @@ def tune(
     typer.echo("  ".join(c.rjust(widths[c]) for c in columns))
     for r in rows:
         typer.echo("  ".join(_short(r[c]).rjust(widths[c]) for c in columns))
-    typer.echo(f"best: trial {result.best_trial} valid {load_space(space).objective.metric}={result.best_value:.4f}")
+    typer.echo(f"best: trial {result.best_trial} valid {search.objective.metric}={result.best_value:.4f}")
     typer.echo(f"best config: {result.best_config}\nbest run: {result.best_run}")
     typer.echo(f"trials: {result.trials_csv}, {result.trials_parquet}\nreport: {result.report}")
 
