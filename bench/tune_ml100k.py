@@ -1,7 +1,7 @@
 """HPO on MovieLens-100k: does `recforge tune` (valid AUC only) beat the default DeepFM on test AUC?
 
 1. trains examples/movielens_deepfm.yaml as is (the default) and reads its test AUC;
-2. runs the study of examples/movielens_deepfm_space.yaml (N trials, J worker processes, pruning);
+2. runs the study of examples/tune/movielens_deepfm_space.yaml (N trials, J worker processes, pruning);
    the objective is the best valid AUC of each trial; test metrics are never read to choose;
 3. retrains the written best.yaml from scratch in a fresh directory and compares its test AUC with the
    best trial's (reproducibility) and with the default's (improvement).
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets" / "ml-100k")
     parser.add_argument("--work", type=Path, default=BENCH / "work" / "tune_ml100k")
     parser.add_argument("--config", type=Path, default=REPO / "examples" / "movielens_deepfm.yaml")
-    parser.add_argument("--space", type=Path, default=REPO / "examples" / "movielens_deepfm_space.yaml")
+    parser.add_argument("--space", type=Path, default=REPO / "examples" / "tune" / "movielens_deepfm_space.yaml")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()

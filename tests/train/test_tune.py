@@ -17,7 +17,7 @@ from recforge.config import load_config
 from recforge.config.tune import TuneSpace, load_space
 from recforge.errors import ConfigError
 from recforge.pipeline import train
-from recforge.pipeline.tune import tune
+from recforge.pipeline.tune import check_space, objective_spec, tune
 from recforge.train.tune import INTERRUPTED, PruningReporter, apply_params, run_study, storage_url, trials_table
 
 from support import REPO, small_synthetic
@@ -141,8 +141,9 @@ def test_tune_prunes_writes_best_config_that_reproduces_and_resumes(tmp_path: Pa
 
 
 def test_tune_cli_runs_trials_in_worker_processes(tmp_path: Path) -> None:
-    tree = tiny(epochs=1)
+    tree = tiny(epochs=2)
     tree["data"]["synthetic"]["n_impressions"] = 10000
+    tree["train"]["batch_size"] = 256
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(tree))
     space = {
         "params": {
@@ -185,3 +186,12 @@ def test_tune_rejects_an_objective_the_pipeline_does_not_evaluate(tmp_path: Path
     bad = TuneSpace.model_validate({"params": {"model.deep.dropout": {"type": "float", "low": 0.0, "high": 2.0}}})
     with pytest.raises(ConfigError, match=r"params\.model\.deep\.dropout: the value 2\.0"):
         tune(tiny(), bad, tmp_path, 1)
+
+
+def test_the_example_space_fits_the_example_config() -> None:
+    tree = yaml.safe_load((REPO / "examples" / "movielens_deepfm.yaml").read_text())
+    tree["data"]["path"] = "somewhere"
+    space = load_space(REPO / "examples" / "tune" / "movielens_deepfm_space.yaml")
+    assert objective_spec(tree, space).name == "auc"
+    check_space(tree, space)  # every range end and choice gives a valid pipeline
+    assert len(space.params) == 7
