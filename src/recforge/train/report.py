@@ -174,7 +174,10 @@ def run_report(
     baseline_name: str = "baseline",
     importance: str | Path | None = None,
 ) -> Path:
-    """report.html for one training run directory (config.yaml, metrics.json, evals.jsonl)."""
+    """report.html for one training run directory (config.yaml, metrics.json, evals.jsonl).
+
+    `importance` defaults to the bundle's own `artifacts/importance.csv` when the model wrote one.
+    """
     run = Path(run_dir)
     if not (run / "metrics.json").exists():
         raise DataError(f"{run} is not a finished run directory (no metrics.json); train it first")
@@ -184,6 +187,9 @@ def run_report(
         ("Metrics", metrics_table(metrics)),
         ("Learning curves", learning_curves(read_history(run))),
     ]
+    bundled = run / "bundle" / "artifacts" / "importance.csv"  # models that measure their own (GBDT gain)
+    if importance is None and bundled.exists():
+        importance = bundled
     if importance is not None:
         sections.append(("Feature importance", importance_section(importance)))
     sections.append((f"Config vs {baseline_name}", diff_section(baseline, config, baseline_name)))
