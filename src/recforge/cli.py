@@ -32,6 +32,9 @@ app.add_typer(features_app, name="features")
 app.add_typer(ev_app, name="ev")
 
 SET_HELP = "Override a config value by dotted path, e.g. --set train.optimizer.lr=0.01 (repeatable)."
+REPORT_HELP = "Write OUT/report.html (learning curves, metrics, config diff; self-contained, offline)."
+BASELINE_HELP = "Baseline pipeline YAML the report diffs the config against (implies --report)."
+IMPORTANCE_HELP = "Feature-importance table (CSV/Parquet/JSON: feature, importance) for the report."
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -96,6 +99,9 @@ def train(
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint."),
     warm_start: Path | None = typer.Option(None, help="Start from this bundle's features and weights."),
+    report: bool = typer.Option(False, help=REPORT_HELP),
+    baseline: Path | None = typer.Option(None, help=BASELINE_HELP),
+    importance: Path | None = typer.Option(None, help=IMPORTANCE_HELP),
 ) -> None:
     """Train the pipeline in CONFIG and export a bundle to OUT/bundle."""
     from recforge import pipeline
@@ -105,6 +111,67 @@ def train(
     result = pipeline.train(cfg, out, resume=resume, warm_start=warm_start)
     _print_metrics(result.metrics)
     typer.echo(f"bundle: {result.bundle}\nmetrics: {result.out_dir / 'metrics.json'}")
+    if report or baseline is not None or importance is not None:
+        typer.echo(f"report: {_run_report(out, baseline, importance)}")
+
+
+def _run_report(run: Path, baseline: Path | None, importance: Path | None) -> Path:
+    from recforge.config.loader import load_tree
+    from recforge.train.report import run_report
+
+    base = load_tree(baseline) if baseline is not None else None
+    return run_report(run, baseline=base, baseline_name=str(baseline or "baseline"), importance=importance)
+
+
+@app.command()
+def report(
+    run: Path = typer.Argument(..., help="Run directory of `recforge train` (metrics.json, evals.jsonl)."),
+    baseline: Path | None = typer.Option(None, help=BASELINE_HELP),
+    importance: Path | None = typer.Option(None, help=IMPORTANCE_HELP),
+) -> None:
+    """(Re)write RUN/report.html for a finished training run."""
+    typer.echo(f"report: {_run_report(run, baseline, importance)}")
+
+
+@app.command()
+def tune(
+    config: Path = typer.Argument(..., help="Base pipeline YAML."),
+    space: Path = typer.Option(..., help="Search-space YAML: params (dotted path -> range), objective, pruner."),
+    out: Path = typer.Option(..., help="Study directory: trials/NNNN runs, best.yaml, trials.csv, report.html."),
+    trials: int = typer.Option(20, min=1, help="Trials the study should hold in total (a rerun resumes)."),
+    jobs: int = typer.Option(1, min=1, help="Trials run at once, each in its own process."),
+    study_db: str | None = typer.Option(None, help="SQLite file or database URL of the study (default OUT/study.db)."),
+    study_name: str | None = typer.Option(None, help="Study name in the database (default: the config's name)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    importance: Path | None = typer.Option(None, help=IMPORTANCE_HELP),
+) -> None:
+    """Search CONFIG's hyper-parameters with Optuna on the valid split; write the best config and a report."""
+    from recforge.config.loader import apply_override, load_tree
+    from recforge.config.tune import load_space
+    from recforge.pipeline.tune import tune as run_tune
+
+    tree = load_tree(config)
+    for assignment in set_:
+        apply_override(tree, assignment)
+    search = load_space(space)
+    result = run_tune(
+        tree, search, out, trials, jobs=jobs, study_db=study_db, study_name=study_name, importance=importance
+    )
+    rows = result.table.to_pylist()
+    columns = [c for c in result.table.column_names if c != "error"]
+    widths = {c: max(len(c), *(len(_short(r[c])) for r in rows)) for c in columns}
+    typer.echo("  ".join(c.rjust(widths[c]) for c in columns))
+    for r in rows:
+        typer.echo("  ".join(_short(r[c]).rjust(widths[c]) for c in columns))
+    typer.echo(f"best: trial {result.best_trial} valid {search.objective.metric}={result.best_value:.4f}")
+    typer.echo(f"best config: {result.best_config}\nbest run: {result.best_run}")
+    typer.echo(f"trials: {result.trials_csv}, {result.trials_parquet}\nreport: {result.report}")
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
 
 
 @app.command()

@@ -47,6 +47,11 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     if "=" not in assignment:
         raise ConfigError(assignment, "an override must look like dotted.path=value", fix="e.g. --set train.lr=0.01")
     key, _, raw = assignment.partition("=")
+    set_path(tree, key, parse_value(raw))
+
+
+def set_path(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Set `a.b[2].c` to a Python value in a nested dict/list tree in place (missing mappings are created)."""
     parts: list[str | int] = []
     for token in key.strip().split("."):
         name, _, rest = token.partition("[")
@@ -69,7 +74,7 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
             node = node[part]
     last = parts[-1]
     if isinstance(last, int) or isinstance(node, dict):
-        node[last] = parse_value(raw)
+        node[last] = value
     else:
         raise ConfigError(key, "cannot set a key on a non-mapping value")
 

@@ -97,6 +97,14 @@ class EarlyStopConfig(Strict):
     patience: int = Field(2, ge=1)
 
 
+class DistillConfig(Strict):
+    """Learn from a teacher bundle's scores: (1 - alpha) * label BCE + alpha * T^2 * soft-label BCE at T."""
+
+    teacher: str = Field(description="Teacher bundle directory; it scores every training row once, up front.")
+    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the teacher's soft labels (0: labels only).")
+    temperature: float = Field(1.0, gt=0, description="Softens both logits before the soft-label loss.")
+
+
 class TrainConfig(Strict):
     batch_size: int = Field(2048, ge=1)
     epochs: int = Field(5, ge=1)
@@ -114,6 +122,7 @@ class TrainConfig(Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
     progress: bool = True
+    distill: DistillConfig | None = Field(None, description="Train as a student of a teacher bundle.")
 
 
 class EvalConfig(Strict):

@@ -25,7 +25,8 @@ from recforge.data.readers import iter_batches, read_table
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet
 from recforge.models import build_model, model_options, model_trainer
-from recforge.train import BatchLoader, TrainResult, evaluate, make_trainer
+from recforge.train import BatchLoader, Trainer, TrainResult, evaluate, make_trainer
+from recforge.train.distill import TEACHER_COLUMN, attach_teacher_logits
 from recforge.train.metrics import parse_metrics
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,17 @@ def group_keys(cfg: PipelineConfig) -> tuple[str, ...]:
 
 
 def train(
-    cfg: PipelineConfig, out_dir: str | Path, *, resume: bool = False, warm_start: str | Path | None = None
+    cfg: PipelineConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    warm_start: str | Path | None = None,
+    on_eval: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
-    """Build samples, fit features (or reuse a warm-start bundle's), train, evaluate, export a bundle."""
+    """Build samples, fit features (or reuse a warm-start bundle's), train, evaluate, export a bundle.
+
+    `on_eval` is called with each evaluation row (tuning reports and prunes there).
+    """
     check(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,7 +91,7 @@ def train(
         model.load_state_dict(load_bundle(warm_start).model.state_dict())
     keys = group_keys(cfg)
 
-    def loader(path: str, shuffle: bool, batch_size: int) -> BatchLoader:
+    def loader(path: str, shuffle: bool, batch_size: int, extras: tuple[str, ...] | None = None) -> BatchLoader:
         return BatchLoader(
             path,
             features,
@@ -92,12 +101,27 @@ def train(
             mode=cfg.train.cache,
             shuffle_buffer=cfg.train.shuffle_buffer,
             seed=cfg.train.seed,
-            extras=keys if not shuffle else (),
+            extras=extras if extras is not None else keys if not shuffle else (),
         )
 
-    train_loader = loader(samples.train, True, cfg.train.batch_size)
+    if cfg.train.distill is not None:
+        if model_trainer(cfg.model) != "sgd":
+            raise ConfigError(
+                "train.distill", f"model {cfg.model.name!r} is not trained by SGD, so it cannot learn soft labels"
+            )
+        scored = attach_teacher_logits(
+            cfg.train.distill.teacher, samples.train, out / "samples" / "train_teacher.parquet", cfg.data.read_rows
+        )
+        train_loader = loader(str(scored), True, cfg.train.batch_size, extras=(TEACHER_COLUMN,))
+    else:
+        train_loader = loader(samples.train, True, cfg.train.batch_size)
     valid_loader = loader(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
-    result = make_trainer(model_trainer(cfg.model), model, cfg, out).fit(train_loader, valid_loader, resume=resume)
+    trainer = make_trainer(model_trainer(cfg.model), model, cfg, out)
+    if isinstance(trainer, Trainer):
+        trainer.on_eval = on_eval
+    elif on_eval is not None:
+        log.info("model %s trains in one pass: no per-epoch evaluations to report", cfg.model.name)
+    result = trainer.fit(train_loader, valid_loader, resume=resume)
     specs = parse_metrics(cfg.eval.metrics)
     test = (
         evaluate(model, loader(samples.test, False, cfg.eval.batch_size), specs, cfg.data.label) if samples.test else {}
@@ -114,6 +138,7 @@ def train(
             "epochs": result.epochs,
             "best_step": result.best_step,
             "rows": samples.counts.get("train", 0),
+            "parameters": sum(p.numel() for p in model.parameters()),
         },
         "defaults": report,
     }

@@ -9,7 +9,7 @@ import math
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from recforge.batch import Batch
 from recforge.config.schema import PipelineConfig
 from recforge.embedding import EmbeddingCollection, evict_all
 from recforge.state_io import load_state, save_state
+from recforge.train.distill import TEACHER_COLUMN, distill_loss, teacher_tensor
 from recforge.train.metrics import MetricSpec, compute, parse_metrics
 from recforge.train.optim import build_optimizers
 
@@ -78,8 +79,16 @@ def evaluate(
 class Trainer:
     """Owns the loop, the optimizers and checkpoints; the model owns only its forward pass."""
 
-    def __init__(self, model: nn.Module, cfg: PipelineConfig, out_dir: Path) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: PipelineConfig,
+        out_dir: Path,
+        on_eval: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """`on_eval` sees every evaluation row (HPO reports and prunes there; it may raise to stop)."""
         self.model = model
+        self.on_eval = on_eval
         self.cfg = cfg
         self.out_dir = out_dir
         self.specs = parse_metrics(cfg.eval.metrics)
@@ -103,9 +112,16 @@ class Trainer:
     def _forward_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast(self.cfg.train.precision):
             logits = self.model(batch)
-        loss = nn.functional.binary_cross_entropy_with_logits(
-            logits.float(), batch.labels[self.label], weight=batch.weights
-        )
+        distill = self.cfg.train.distill
+        if distill is not None:
+            teacher = teacher_tensor(batch.extras[TEACHER_COLUMN])
+            loss = distill_loss(
+                logits.float(), batch.labels[self.label], teacher, distill.alpha, distill.temperature, batch.weights
+            )
+        else:
+            loss = nn.functional.binary_cross_entropy_with_logits(
+                logits.float(), batch.labels[self.label], weight=batch.weights
+            )
         l2 = self.cfg.train.optimizer.embedding_l2
         if l2:
             loss = loss + l2 * sum(c.pop_penalty() for c in self.collections) / batch.size
@@ -192,6 +208,8 @@ class Trainer:
                 **{f"valid_{k}": v for k, v in metrics.items()},
             }
         )
+        if self.on_eval is not None:
+            self.on_eval(self.history[-1])
         key = stop_metric or self.specs[0].name
         spec = next(s for s in self.specs if s.name == key)
         value = metrics.get(key, float("nan"))
