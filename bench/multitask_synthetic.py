@@ -6,8 +6,7 @@ and `ctcvr` (purchase over all impressions) at once; the baseline is one DeepFM 
 on `purchase`. Reported: test AUC per task, their mean, and the mean's lift over the DeepFM pair,
 per seed and as the median over seeds.
 
-    python bench/multitask_synthetic.py --seeds 3                 # ~25 min on the loaded 2 cores
-    python bench/multitask_synthetic.py --seeds 3 --write         # also appends the table to bench/RESULTS.md
+    python bench/multitask_synthetic.py --seeds 3 --jobs 2 --write   # appends the table to bench/RESULTS.md
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import logging
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -25,13 +25,14 @@ MULTITASK = ("mmoe", "ple", "esmm", "dbmtl")
 
 
 def world(args: argparse.Namespace, seed: int) -> list[str]:
-    """Overrides shared by every arm: world size and seed, training budget, threads, no progress bar."""
+    """Overrides shared by every arm: world size and seed, split, training budget, threads, no progress bar."""
     return [
         f"data.synthetic.n_impressions={args.impressions}",
         f"data.synthetic.n_users={args.users}",
         f"data.synthetic.n_items={args.items}",
         f"data.synthetic.n_categories={args.categories}",
         f"data.synthetic.seed={seed}",
+        f"data.split.ratios=[{round(1 - args.valid - args.test, 6)}, {args.valid}, {args.test}]",
         f"train.seed={seed}",
         f"train.epochs={args.epochs}",
         f"train.batch_size={args.batch_size}",
@@ -41,32 +42,42 @@ def world(args: argparse.Namespace, seed: int) -> list[str]:
     ]
 
 
-def train(config: str, overrides: list[str], work: Path) -> tuple[dict[str, float], float]:
-    """Test metrics and wall seconds of one training run."""
+def train(config: str, overrides: list[str], work: str) -> tuple[dict[str, float], float]:
+    """Test metrics and wall seconds of one training run (runs in a worker process)."""
     from recforge import pipeline
     from recforge.config import load_config
 
+    logging.basicConfig(level=logging.WARNING)
     cfg = load_config(REPO / "examples" / config, overrides)
     started = time.perf_counter()
     result = pipeline.train(cfg, work)
     return dict(result.metrics["test"]), time.perf_counter() - started
 
 
-def run_seed(args: argparse.Namespace, seed: int, work: Path) -> dict[str, dict[str, float]]:
-    """arm -> {ctr, ctcvr, mean, seconds} for one seed."""
+def arms(args: argparse.Namespace, seed: int, work: Path) -> dict[str, list[tuple[str, list[str], str]]]:
+    """arm -> the runs it needs (config, overrides, run directory): two for the DeepFM pair, one otherwise."""
     shared = world(args, seed)
-    rows: dict[str, dict[str, float]] = {}
-    click, t1 = train("synthetic_two_deepfm.yaml", [*shared, "data.label=click"], work / f"deepfm_ctr_{seed}")
-    buy, t2 = train("synthetic_two_deepfm.yaml", [*shared, "data.label=purchase"], work / f"deepfm_ctcvr_{seed}")
-    rows["2 x deepfm"] = {"ctr": click["auc"], "ctcvr": buy["auc"], "seconds": t1 + t2}
+    out = {
+        "2 x deepfm": [
+            ("synthetic_two_deepfm.yaml", [*shared, f"data.label={label}"], str(work / f"deepfm_{label}_{seed}"))
+            for label in ("click", "purchase")
+        ]
+    }
     for name in args.models:
-        test, seconds = train(f"synthetic_{name}.yaml", shared, work / f"{name}_{seed}")
-        rows[name] = {"ctr": test["ctr/auc"], "ctcvr": test["ctcvr/auc"], "seconds": seconds}
-    for row in rows.values():
-        row["mean"] = (row["ctr"] + row["ctcvr"]) / 2
-    for name, row in rows.items():
-        print(f"seed {seed} {name:>10}: ctr {row['ctr']:.4f} ctcvr {row['ctcvr']:.4f} mean {row['mean']:.4f}")
-    return rows
+        out[name] = [(f"synthetic_{name}.yaml", shared, str(work / f"{name}_{seed}"))]
+    return out
+
+
+def collect(name: str, runs: list[tuple[dict[str, float], float]]) -> dict[str, float]:
+    """{ctr, ctcvr, mean, seconds} of one arm from its finished runs."""
+    seconds = sum(s for _, s in runs)
+    if name == "2 x deepfm":
+        (click, _), (buy, _) = runs
+        row = {"ctr": click["auc"], "ctcvr": buy["auc"], "seconds": seconds}
+    else:
+        row = {"ctr": runs[0][0]["ctr/auc"], "ctcvr": runs[0][0]["ctcvr/auc"], "seconds": seconds}
+    row["mean"] = (row["ctr"] + row["ctcvr"]) / 2
+    return row
 
 
 def table(results: list[dict[str, dict[str, float]]], seeds: list[int]) -> str:
@@ -88,21 +99,30 @@ def table(results: list[dict[str, dict[str, float]]], seeds: list[int]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--impressions", type=int, default=400_000)
-    parser.add_argument("--users", type=int, default=5_000)
-    parser.add_argument("--items", type=int, default=1_500)
-    parser.add_argument("--categories", type=int, default=30)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--lr", type=float, default=0.002)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--impressions", type=int, default=80_000)
+    parser.add_argument("--users", type=int, default=3_000)
+    parser.add_argument("--items", type=int, default=4_000)
+    parser.add_argument("--categories", type=int, default=40)
+    parser.add_argument("--valid", type=float, default=0.1, help="Valid share of the random split.")
+    parser.add_argument("--test", type=float, default=0.3, help="Test share (large: purchases are rare).")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=0.003)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2, help="Training runs at once (processes).")
     parser.add_argument("--models", nargs="+", default=list(MULTITASK), choices=MULTITASK)
     parser.add_argument("--write", action="store_true", help="Append the table to bench/RESULTS.md.")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
     seeds = list(range(args.seeds))
-    with tempfile.TemporaryDirectory(prefix="recforge-mtl-") as tmp:
-        results = [run_seed(args, seed, Path(tmp)) for seed in seeds]
+    with tempfile.TemporaryDirectory(prefix="recforge-mtl-") as tmp, ProcessPoolExecutor(args.jobs) as pool:
+        plan = {seed: arms(args, seed, Path(tmp)) for seed in seeds}
+        futures = {(s, a): [pool.submit(train, *run) for run in runs] for s, p in plan.items() for a, runs in p.items()}
+        results = []
+        for seed in seeds:
+            rows = {arm: collect(arm, [f.result() for f in futures[(seed, arm)]]) for arm in plan[seed]}
+            for arm, row in rows.items():
+                print(f"seed {seed} {arm:>10}: ctr {row['ctr']:.4f} ctcvr {row['ctcvr']:.4f} mean {row['mean']:.4f}")
+            results.append(rows)
     text = table(results, seeds)
     print(text)
     if args.write:

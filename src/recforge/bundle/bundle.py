@@ -22,8 +22,8 @@ from torch import nn
 
 from recforge import __version__
 from recforge.config import PipelineConfig, build_config
-from recforge.embedding.delta import apply_delta
 from recforge.config.tasks import is_multitask, model_tasks, pipeline_tasks, rank_weights
+from recforge.embedding.delta import apply_delta
 from recforge.errors import BundleError
 from recforge.features import FeatureSet
 from recforge.models import build_model

@@ -136,7 +136,8 @@ class Trainer:
     # ------------------------------------------------------------- steps
     def _forward_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast(self.cfg.train.precision):
-            outputs = task_columns(self.model(batch)).float()
+            logits = self.model(batch)
+        outputs = task_columns(logits).float()
         loss = torch.zeros(())
         for t, task in enumerate(self.tasks):
             loss = loss + task.weight * task_loss(task, outputs[:, t], batch.labels[task.label], batch.weights)

@@ -11,6 +11,7 @@ from recforge.batch import Batch
 from recforge.embedding import EmbeddingCollection
 from recforge.errors import ConfigError
 from recforge.models.layers import MLP, MLPConfig
+from recforge.models.layers.wide import TaskWide
 from recforge.models.registry import register_model
 from recforge.schema import InputSchema
 
@@ -20,6 +21,7 @@ class DBMTLConfig(BaseModel):
     bottom: MLPConfig = MLPConfig(hidden=(256, 128), dropout=0.1)
     tower: MLPConfig = MLPConfig(hidden=(64,))
     relation: MLPConfig = MLPConfig(hidden=(32,))
+    wide: bool = Field(True, description="Add DeepFM's wide part (per-task first-order weights + FM) to each task.")
     depends: dict[str, list[str]] | None = Field(
         None, description="Task -> earlier tasks it reads (default: each task reads the one before it)."
     )
@@ -59,10 +61,13 @@ class DBMTL(nn.Module):
         relation_dim = config.relation.hidden[-1]
         self.relations = nn.ModuleList(MLP(tower_dim + relation_dim * len(p), config.relation) for p in self.parents)
         self.heads = nn.ModuleList(nn.Linear(relation_dim, 1) for _ in schema.tasks)
+        self.wide = TaskWide(schema, len(schema.tasks)) if config.wide else None
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        shared = self.bottom(self.embeddings(batch).flat())
+        embedded = self.embeddings(batch)
+        shared = self.bottom(embedded.flat())
         relations: list[torch.Tensor] = []
         for tower, relation, reads in zip(self.towers, self.relations, self.parents, strict=True):
             relations.append(relation(torch.cat([tower(shared), *(relations[p] for p in reads)], dim=1)))
-        return torch.cat([head(r) for head, r in zip(self.heads, relations, strict=True)], dim=1)
+        logits = torch.cat([head(r) for head, r in zip(self.heads, relations, strict=True)], dim=1)
+        return logits if self.wide is None else logits + self.wide(batch, embedded.stacked())

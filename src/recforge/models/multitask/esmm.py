@@ -9,13 +9,14 @@ space; `cvr_logits` gives the CVR tower itself.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from recforge.batch import Batch
 from recforge.embedding import EmbeddingCollection
 from recforge.errors import ConfigError
 from recforge.models.layers import MLP, MLPConfig
+from recforge.models.layers.wide import TaskWide
 from recforge.models.registry import register_model
 from recforge.schema import InputSchema
 
@@ -25,6 +26,7 @@ class ESMMConfig(BaseModel):
     ctr: str = "ctr"
     ctcvr: str = "ctcvr"
     tower: MLPConfig = MLPConfig(hidden=(128, 64, 32), dropout=0.1)
+    wide: bool = Field(True, description="DeepFM towers: add per-tower first-order weights + FM to CTR and CVR.")
 
 
 def product_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -51,13 +53,23 @@ class ESMM(nn.Module):
         self.ctr = MLP(width, config.tower, out_dim=1)
         self.cvr = MLP(width, config.tower, out_dim=1)
         self.ctr_first = schema.tasks[0] == config.ctr
+        self.wide = TaskWide(schema, 2) if config.wide else None  # column 0: CTR tower, 1: CVR tower
+
+    def towers(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """CTR and CVR logits [B] each (CVR: conversion given a click)."""
+        embedded = self.embeddings(batch)
+        x = embedded.flat()
+        ctr, cvr = self.ctr(x).squeeze(1), self.cvr(x).squeeze(1)
+        if self.wide is None:
+            return ctr, cvr
+        wide = self.wide(batch, embedded.stacked())
+        return ctr + wide[:, 0], cvr + wide[:, 1]
 
     def cvr_logits(self, batch: Batch) -> torch.Tensor:
-        """The CVR tower alone, [B]: conversion given a click."""
-        return self.cvr(self.embeddings(batch).flat()).squeeze(1)
+        """The CVR tower alone, [B]."""
+        return self.towers(batch)[1]
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        x = self.embeddings(batch).flat()
-        ctr, cvr = self.ctr(x).squeeze(1), self.cvr(x).squeeze(1)
+        ctr, cvr = self.towers(batch)
         ctcvr = product_logit(ctr, cvr)
         return torch.stack([ctr, ctcvr] if self.ctr_first else [ctcvr, ctr], dim=1)

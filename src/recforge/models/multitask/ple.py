@@ -10,6 +10,7 @@ from recforge.batch import Batch
 from recforge.embedding import EmbeddingCollection
 from recforge.models.layers import MLPConfig
 from recforge.models.layers.experts import Extraction, Towers
+from recforge.models.layers.wide import TaskWide
 from recforge.models.registry import register_model
 from recforge.schema import InputSchema
 
@@ -21,6 +22,7 @@ class PLEConfig(BaseModel):
     shared_experts: int = Field(2, ge=1, description="Experts shared by all tasks, per level.")
     expert: MLPConfig = MLPConfig(hidden=(64,), dropout=0.1)
     tower: MLPConfig = MLPConfig(hidden=(32,))
+    wide: bool = Field(True, description="Add DeepFM's wide part (per-task first-order weights + FM) to each task.")
 
 
 @register_model("ple", config=PLEConfig, multitask=True)
@@ -44,10 +46,12 @@ class PLE(nn.Module):
         self.levels = nn.ModuleList(levels)
         self.towers = Towers(width, n_tasks, config.tower)
         self.n_tasks = n_tasks
+        self.wide = TaskWide(schema, n_tasks) if config.wide else None
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        x = self.embeddings(batch).flat()
-        inputs = [x] * (self.n_tasks + 1)
+        embedded = self.embeddings(batch)
+        inputs = [embedded.flat()] * (self.n_tasks + 1)
         for level in self.levels:
             inputs = level(inputs)
-        return self.towers(inputs[: self.n_tasks])
+        logits = self.towers(inputs[: self.n_tasks])
+        return logits if self.wide is None else logits + self.wide(batch, embedded.stacked())
