@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from recforge.bundle import load_bundle, task_scores
 from recforge.config import build_config
 from recforge.config.serving import load_serving_config
-from recforge.errors import RecforgeError
+from recforge.errors import BundleError, RecforgeError
 from recforge.pipeline.rank import train
 from recforge.pipeline.serve import write_serving_files
 from recforge.serving.http.app import create_app
@@ -103,3 +103,9 @@ def test_http_answers_carry_per_task_scores(served) -> None:
     assert [o["name"] for o in only] == ["ctcvr"] and only[0]["data"] == out[2]["data"]
     bad = client.post(url, json={"inputs": inputs, "outputs": [{"name": "cvr"}]})
     assert bad.status_code == 400 and "['score', 'ctr', 'ctcvr']" in bad.json()["error"]
+
+
+def test_onnx_backend_refuses_a_wide_multitask_model_with_the_fix(served) -> None:
+    # the wide part reads its own per-task embedding collection, which the onnx split does not feed
+    with pytest.raises(BundleError, match=r"onnx backend: exporting ESMM failed.*fix: use backend 'torch'"):
+        Predictor(load_bundle(served[0]), backend="onnx")

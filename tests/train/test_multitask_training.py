@@ -96,7 +96,7 @@ def test_loss_is_the_weighted_sum_of_task_losses(tmp_path: Path) -> None:
         out = model(batch)
         bce = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0], batch.labels["click"])
         mse = ((out[:, 1] - batch.labels["dwell"]) ** 2).mean()
-        torch.testing.assert_close(trainer._forward_loss(batch), 0.3 * bce + 0.01 * mse, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(trainer._forward_loss(batch)[0], 0.3 * bce + 0.01 * mse, rtol=1e-6, atol=1e-6)
     weights = torch.linspace(0.5, 2.0, batch.size)
     expected = (weights * (out[:, 1] - batch.labels["dwell"]) ** 2).mean()
     torch.testing.assert_close(task_loss(trainer.tasks[1], out[:, 1], batch.labels["dwell"], weights), expected)
