@@ -31,3 +31,13 @@ def small_synthetic(**train: Any) -> dict[str, Any]:
         "train": {"batch_size": 1024, "epochs": 2, "progress": False, **train},
         "eval": {"metrics": ["auc", "logloss", "gauc@user_id"]},
     }
+
+
+def small_multitask(model: dict[str, Any], **train: Any) -> dict[str, Any]:
+    """The small synthetic world with its `purchase` objective: tasks ctr (click) and ctcvr (purchase)."""
+    cfg = small_synthetic(**train)
+    cfg["data"]["synthetic"]["purchase"] = True
+    cfg["tasks"] = [{"name": "ctr", "label": "click"}, {"name": "ctcvr", "label": "purchase"}]
+    cfg["model"] = model
+    cfg["eval"] = {"metrics": ["auc", "logloss"]}
+    return cfg

@@ -181,7 +181,7 @@ def predict(
     out: Path = typer.Option(..., help="Parquet file to write."),
     keep: str = typer.Option("", help="Comma-separated input columns to copy into the output."),
 ) -> None:
-    """Score INPUT with BUNDLE; writes the kept columns plus `score`."""
+    """Score INPUT with BUNDLE; writes the kept columns plus `score` (and `score_TASK` per task, multi-task)."""
     from recforge.bundle import predict_file
 
     counts = predict_file(bundle, input_path, out, keep=[c for c in keep.split(",") if c])

@@ -41,6 +41,7 @@ class InputSchema:
     fields: tuple[FieldSpec, ...]
     tables: tuple[TableSpec, ...]
     labels: tuple[str, ...] = ("label",)
+    tasks: tuple[str, ...] = ()  # multi-task models: output columns, in order ([B, T] logits); () = one logit [B]
 
     @property
     def id_fields(self) -> tuple[FieldSpec, ...]:
@@ -67,11 +68,12 @@ class InputSchema:
         raise KeyError(name)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "fields": [asdict(f) for f in self.fields],
             "tables": [asdict(t) for t in self.tables],
             "labels": list(self.labels),
         }
+        return {**out, "tasks": list(self.tasks)} if self.tasks else out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InputSchema:
@@ -79,4 +81,5 @@ class InputSchema:
             fields=tuple(FieldSpec(**{**f, "attrs": tuple(f.get("attrs", ()))}) for f in data["fields"]),
             tables=tuple(TableSpec(**t) for t in data["tables"]),
             labels=tuple(data["labels"]),
+            tasks=tuple(data.get("tasks", ())),
         )

@@ -83,3 +83,23 @@ def test_rank_auc_matches_pairwise_with_ties() -> None:
     pairwise = ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean()
     assert rank_auc(y, s) == pytest.approx(pairwise, abs=1e-12)
     assert np.isnan(rank_auc(np.zeros(3), np.arange(3.0)))
+
+
+def test_purchase_objective_leaves_the_click_world_unchanged(world) -> None:
+    both = generate_synthetic(SMALL.model_copy(update={"purchase": True})).behavior
+    assert both.column_names == [*world.behavior.column_names, "true_ctcvr", "purchase"]
+    assert both.select(world.behavior.column_names).equals(world.behavior)  # bit for bit
+    click, purchase = both["click"].to_numpy(), both["purchase"].to_numpy()
+    true_ctr, true_ctcvr = both["true_ctr"].to_numpy(), both["true_ctcvr"].to_numpy()
+    assert (purchase <= click).all() and (true_ctcvr <= true_ctr).all()
+    rate = purchase.sum() / click.sum()
+    assert 0.05 < rate < 0.12, rate  # measured 0.073 purchases per click (0.66% of impressions)
+    assert abs(true_ctcvr.mean() - purchase.mean()) < 0.002
+    # partly shared with click: the true CTR alone ranks purchases well, the true CTCVR better still
+    shared, best = oracle_auc(both, "purchase", "true_ctr"), oracle_auc(both, "purchase", "true_ctcvr")
+    assert 0.80 < shared < best - 0.01 and best < 0.88, (shared, best)  # measured 0.830 and 0.853
+    # among clicks, the click probability still ranks purchases (shared effects) but the true CVR does
+    # better (its own effects): measured 0.669 and 0.743
+    cvr, clicked = true_ctcvr / true_ctr, click == 1
+    by_ctr, by_cvr = rank_auc(purchase[clicked], true_ctr[clicked]), rank_auc(purchase[clicked], cvr[clicked])
+    assert 0.6 < by_ctr < by_cvr - 0.04, (by_ctr, by_cvr)

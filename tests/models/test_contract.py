@@ -14,6 +14,7 @@ from recforge.config import ModelConfig, build_config
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet
 from recforge.models import MODELS, build_model
+from recforge.models.registry import MULTITASK
 from recforge.schema import InputSchema
 from recforge.state_io import load_state, save_state
 
@@ -45,14 +46,18 @@ def tiny() -> tuple[InputSchema, Batch]:
     return fs.schema(), fs.transform(table)
 
 
+TASKS = ("ctr", "ctcvr")  # multi-task models are built with these two tasks
+
+
 def build(name: str, schema: InputSchema, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return build_model(schema, ModelConfig(name=name))
+    return build_model(schema, ModelConfig(name=name), tasks=TASKS if name in MULTITASK else ())
 
 
 def check_output_shape(name: str, schema: InputSchema, batch: Batch) -> None:
     out = build(name, schema, 0)(batch)
-    assert out.shape == (batch.size,) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    shape = (batch.size, len(TASKS)) if name in MULTITASK else (batch.size,)
+    assert out.shape == shape and out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
 def check_seed_determinism(name: str, schema: InputSchema, batch: Batch) -> None:
@@ -82,7 +87,7 @@ def check_gradients_reach_embeddings(name: str, schema: InputSchema, batch: Batc
 
 def check_config_rejects_unknown_keys(name: str, schema: InputSchema, batch: Batch) -> None:
     with pytest.raises(ConfigError, match=r"model\.no_such_option"):
-        build_model(schema, ModelConfig(name=name, no_such_option=1))
+        build_model(schema, ModelConfig(name=name, no_such_option=1), tasks=TASKS if name in MULTITASK else ())
 
 
 def check_file_reads_in_one_sitting(name: str, schema: InputSchema, batch: Batch) -> None:

@@ -22,6 +22,7 @@ from torch import nn
 
 from recforge import __version__
 from recforge.config import PipelineConfig, build_config
+from recforge.config.tasks import is_multitask, model_tasks, pipeline_tasks, rank_weights
 from recforge.embedding.delta import apply_delta
 from recforge.errors import BundleError
 from recforge.features import FeatureSet
@@ -48,6 +49,21 @@ class Bundle:
     @property
     def version(self) -> str:
         return str(self.manifest["version"])
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Output names of a multi-task bundle, in model-output order; () for a single-task one."""
+        return model_tasks(self.config)
+
+    @property
+    def losses(self) -> tuple[str, ...]:
+        """Each output's loss (bce: sigmoid gives its score; mse: the output is its score)."""
+        return tuple(t.loss for t in pipeline_tasks(self.config))
+
+    @property
+    def rank_by(self) -> dict[str, float]:
+        """Task -> weight of its score in the ranking score of a multi-task bundle (`rank_by` in its config)."""
+        return rank_weights(self.config)
 
 
 def new_version() -> str:
@@ -80,7 +96,7 @@ def save_bundle(
     features.save(tmp / "features")
     save_state(model.state_dict(), tmp / "model")
     _save_artifacts(model, tmp / ARTIFACTS)
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "name": cfg.name,
         "version": version or new_version(),
@@ -97,6 +113,11 @@ def save_bundle(
         },
         **(extra or {}),
     }
+    if is_multitask(cfg):
+        manifest["tasks"] = [
+            {"name": t.name, "label": t.label, "loss": t.loss, "weight": t.weight} for t in pipeline_tasks(cfg)
+        ]
+        manifest["rank_by"] = rank_weights(cfg)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     if target.exists():
         shutil.rmtree(target)
@@ -126,7 +147,7 @@ def load_bundle(directory: str | Path) -> Bundle:
         return _load_delta_version(path, manifest)
     cfg = build_config(yaml.safe_load((path / "config.yaml").read_text()), file=str(path / "config.yaml"))
     features = FeatureSet.load(path / "features")
-    model = build_model(features.schema(), cfg.model)
+    model = build_model(features.schema(), cfg.model, tasks=model_tasks(cfg))
     if isinstance(model, HasArtifacts) and (path / ARTIFACTS).is_dir():
         model.load_artifacts({f.name: f.read_text() for f in sorted((path / ARTIFACTS).iterdir()) if f.is_file()})
     try:

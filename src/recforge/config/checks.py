@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recforge.config.schema import PipelineConfig
+from recforge.config.tasks import metric_names, task_labels
 from recforge.errors import ConfigError
 
 CROSSABLE = ("id", "tag", "numeric")
@@ -47,9 +48,9 @@ def check_references(cfg: PipelineConfig, file: str = "") -> None:
                     )
             if sum(kinds[n] == "tag" for n in f.inputs) > 1:
                 raise ConfigError(where, "at most one input of a cross may be a tag feature", file=file)
-        if f.source == cfg.data.label:
+        if f.source in task_labels(cfg):
             raise ConfigError(
-                where, f"reads the label column {cfg.data.label!r}", fix="a label cannot be a feature", file=file
+                where, f"reads the label column {f.source!r}", fix="a label cannot be a feature", file=file
             )
     if cfg.data.source == "samples" and not cfg.data.train:
         raise ConfigError(
@@ -59,12 +60,39 @@ def check_references(cfg: PipelineConfig, file: str = "") -> None:
         raise ConfigError("data.path", f"source {cfg.data.source!r} needs a path", fix="--set data.path=DIR", file=file)
     if cfg.data.source == "tables" and cfg.data.tables is None:
         raise ConfigError("data.tables", "source 'tables' needs `tables: {behavior: ...}`", file=file)
+    check_tasks(cfg, file)
     if cfg.train.early_stop is not None:
         metric = cfg.train.early_stop.metric
-        if metric not in cfg.eval.metrics:
+        if metric not in metric_names(cfg):
             raise ConfigError(
                 "train.early_stop.metric",
                 f"{metric!r} is not computed",
-                fix=f"use one of eval.metrics: {', '.join(cfg.eval.metrics)}",
+                fix=f"use one of: {', '.join(metric_names(cfg))}",
+                file=file,
+            )
+
+
+def check_tasks(cfg: PipelineConfig, file: str = "") -> None:
+    """Task names and labels are unique; `rank_by` weighs tasks that exist."""
+    tasks = cfg.tasks or []
+    for kind in ("name", "label"):
+        seen: set[str] = set()
+        for i, task in enumerate(tasks):
+            value = getattr(task, kind)
+            if value in seen:
+                raise ConfigError(
+                    f"tasks[{i}].{kind}",
+                    f"{value!r} is used by an earlier task",
+                    fix=f"give each task its own {kind}",
+                    file=file,
+                )
+            seen.add(value)
+    names = [t.name for t in tasks]
+    for name in cfg.rank_by or {}:
+        if name not in names:
+            raise ConfigError(
+                f"rank_by.{name}",
+                "is not a task",
+                fix=f"weigh tasks among: {', '.join(names) or '(no tasks: block)'}",
                 file=file,
             )

@@ -34,6 +34,11 @@ class SyntheticConfig(Strict):
         "`interest_days`) gets this logit boost and a share of the feed; only recent clicks reveal it. 0 = off.",
     )
     interest_days: int = Field(5, ge=1, description="Days each interest phase lasts.")
+    purchase: bool = Field(
+        False,
+        description="Add `purchase` (implies click; its own conversion effects, part shared with click) and "
+        "`true_ctcvr` to the impressions: a second objective for multi-task models.",
+    )
 
 
 class TablesConfig(Strict):
@@ -130,6 +135,16 @@ class EvalConfig(Strict):
     batch_size: int = Field(16_384, ge=1)
 
 
+class TaskConfig(Strict):
+    """One objective of a multi-task model: its label column, loss, loss weight and metrics."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Metric prefix (`ctr/auc`) and score name.")
+    label: str = Field(description="Label column of the samples (0/1 for bce, any number for mse).")
+    loss: Literal["bce", "mse"] = "bce"
+    weight: float = Field(1.0, ge=0, description="Weight of this task's loss in the summed loss.")
+    metrics: list[str] | None = Field(None, description="Default: eval.metrics (bce) or [mse] (mse).")
+
+
 class PipelineConfig(Strict):
     """A whole pipeline: where the data is, its features, the model and how to train it."""
 
@@ -140,6 +155,12 @@ class PipelineConfig(Strict):
         default_factory=list, description="Ranking (and two-tower) features; ranking needs at least one."
     )
     model: ModelConfig = ModelConfig()
+    tasks: list[TaskConfig] | None = Field(
+        None, min_length=1, description="Multi-task objectives; without it one task learns `data.label`."
+    )
+    rank_by: dict[str, float] | None = Field(
+        None, description="Ranking score of a multi-task model: weights of task scores (default: the first task)."
+    )
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     recall: RecallConfig | None = Field(None, description="Recall channels, their merge and evaluation.")

@@ -8,6 +8,7 @@ silently: unmatched joins, rule drops and split sizes are all counted in `Sample
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,12 +40,18 @@ class SamplePaths:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def build_samples(cfg: DataConfig, out_dir: str | Path) -> SamplePaths:
-    """Load the source, join, label and split it into `out_dir/{train,valid,test}.parquet`."""
+def build_samples(
+    cfg: DataConfig, out_dir: str | Path, labels: Sequence[str] | None = None, targets: Sequence[str] = ()
+) -> SamplePaths:
+    """Load the source, join, label and split it into `out_dir/{train,valid,test}.parquet`.
+
+    `labels`: the 0/1 label columns (a multi-task pipeline's task labels; default `data.label`);
+    `targets`: numeric label columns of regression tasks.
+    """
     if cfg.source == "samples":
-        return prebuilt_samples(cfg)
+        return prebuilt_samples(cfg, [*(labels if labels is not None else [cfg.label]), *targets])
     raw = load_source(cfg)
-    table, counts = join_and_label(raw, cfg)
+    table, counts = join_and_label(raw, cfg, labels, targets)
     if cfg.history is not None:
         table = add_history(table, raw.behavior, cfg.history, origin=raw.origin or cfg.source)
     codes = assign_splits(table, cfg.split, origin=raw.origin or cfg.source)
@@ -70,8 +77,8 @@ def build_samples(cfg: DataConfig, out_dir: str | Path) -> SamplePaths:
     return SamplePaths(train=str(paths["train"]), valid=paths["valid"], test=paths["test"], counts=counts)
 
 
-def prebuilt_samples(cfg: DataConfig) -> SamplePaths:
-    """source=samples: check the given files exist and hold the label column; nothing is rewritten."""
+def prebuilt_samples(cfg: DataConfig, labels: Sequence[str] = ()) -> SamplePaths:
+    """source=samples: check the given files exist and hold the label columns; nothing is rewritten."""
     if not cfg.train:
         raise ConfigError("data.train", "source 'samples' needs a train file", fix="set `data.train` to a Parquet/CSV")
     counts: dict[str, int] = {}
@@ -80,17 +87,21 @@ def prebuilt_samples(cfg: DataConfig) -> SamplePaths:
         if path is None:
             continue
         names = read_schema(path).names  # raises DataError for a missing or unreadable file
-        if cfg.label not in names:
-            raise DataError(
-                f"{path}: no label column {cfg.label!r}; the file has {names}\n  fix: set `data.label` to one of them"
-            )
+        for label in labels or (cfg.label,):
+            if label not in names:
+                raise DataError(
+                    f"{path}: no label column {label!r}; the file has {names}\n  fix: set `data.label` "
+                    "(or the task's `label`) to one of them"
+                )
         rows = count_rows(path)
         if rows is not None:
             counts[name] = rows
     return SamplePaths(train=cfg.train, valid=cfg.valid, test=cfg.test, counts=counts)
 
 
-def join_and_label(raw: RawTables, cfg: DataConfig) -> tuple[pa.Table, dict[str, int]]:
+def join_and_label(
+    raw: RawTables, cfg: DataConfig, labels: Sequence[str] | None = None, targets: Sequence[str] = ()
+) -> tuple[pa.Table, dict[str, int]]:
     """Behavior LEFT JOIN users LEFT JOIN items, then the label (rule or 0/1 column), in behavior order.
 
     The result keeps a `__row` column (the behavior row number) for the split and for error messages.
@@ -105,8 +116,13 @@ def join_and_label(raw: RawTables, cfg: DataConfig) -> tuple[pa.Table, dict[str,
         table = _restore_types(fetch_arrow(con, f"SELECT * FROM labelled ORDER BY {ROW}"), types)
     finally:
         con.close()
+    binary = (cfg.label,) if labels is None else tuple(labels)
+    for label in binary:
+        if cfg.label_rule is None or label != cfg.label:  # a rule's label is 0/1 by construction
+            table = _check_label(table, label, origin)
+    for target in targets:
+        _check_target(table, target, origin)
     if cfg.label_rule is None:
-        table = _check_label(table, cfg.label, origin)
         counts["dropped"] = 0
         counts["rows"] = table.num_rows
     if cfg.weight and cfg.weight not in table.column_names:
@@ -114,9 +130,11 @@ def join_and_label(raw: RawTables, cfg: DataConfig) -> tuple[pa.Table, dict[str,
             f"{origin}: no weight column {cfg.weight!r}; the samples have {table.column_names}"
             "\n  fix: set `data.weight` to one of them, or remove it"
         )
-    counts["positive"] = int(np.asarray(table[cfg.label].to_numpy()).sum())
-    if counts["positive"] in (0, table.num_rows):
-        log.warning("%s: label %r has a single class in all %d rows; AUC is undefined", origin, cfg.label, len(table))
+    for i, label in enumerate(binary):
+        positive = int(np.asarray(table[label].to_numpy()).sum())
+        counts["positive" if i == 0 else f"positive:{label}"] = positive
+        if positive in (0, table.num_rows):
+            log.warning("%s: label %r has a single class in all %d rows; AUC is undefined", origin, label, len(table))
     return table, counts
 
 
@@ -297,6 +315,19 @@ def _apply_rule(
         f"CAST(({rule.positive}) AS BIGINT) AS {quote(label)} "
         f"FROM joined WHERE {keep}"
     )
+
+
+def _check_target(table: pa.Table, column: str, origin: str) -> None:
+    """A regression task's label: a numeric column without nulls."""
+    if column not in table.column_names:
+        names = [n for n in table.column_names if n != ROW]
+        raise DataError(f"{origin}: no label column {column!r}; the data has {names}\n  fix: set the task's `label`")
+    kind = table[column].type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)) or table[column].null_count:
+        raise DataError(
+            f"{origin}: regression label {column!r} must be numbers without nulls (type {kind}, "
+            f"{table[column].null_count:,} nulls)\n  fix: fill or convert the column"
+        )
 
 
 def _check_label(table: pa.Table, label: str, origin: str) -> pa.Table:

@@ -13,6 +13,15 @@ With `interest_effect > 0` a planted sequence effect joins the logit: a per-user
 changes every `interest_days` (see `_interest_phases`), visible only through the user's recent clicks.
 `buy` and `fav` are drawn only for clicks. Everything is vectorized numpy from one seeded generator.
 At the SyntheticConfig() defaults (1M impressions): CTR 0.090, oracle AUC 0.760, about 1 s to generate.
+
+With `purchase: true` a second objective is added for multi-task models (the columns above stay bit for
+bit the same: it draws from its own generator). A click converts with probability
+
+    sigmoid(base' + CVR_SHARED x affinity(age band x gender x category)      shared with click
+            + brand conversion effect + CVR_PRICE(age band) x log price)     its own
+
+so `purchase` (which implies `click`) and `true_ctcvr` = true_ctr x true cvr are over all impressions,
+as ESMM models them.
 """
 
 from __future__ import annotations
@@ -32,6 +41,10 @@ AGE_BAND_EDGES = np.array([25, 35, 45, 55])  # -> 5 bands: <25, 25-34, 35-44, 45
 PRICE_SENSITIVITY = np.array([-0.55, -0.35, -0.15, -0.25, -0.45])  # per age band, per sd of log price
 CITY_TIER_EFFECT = np.array([0.15, 0.05, -0.05, -0.15])  # tiers 1..4
 TARGET_CTR = 0.09
+TARGET_CVR = 0.05  # mean conversion probability over impressions (clicked ones convert more)
+CVR_SHARED = 0.8  # weight of the click's demographic x category affinity in the conversion logit
+SD_BRAND_CVR = 0.6  # per-brand conversion effect, independent of the brand's click quality
+CVR_PRICE = np.array([-0.9, -0.7, -0.3, -0.5, -0.8])  # per age band, per sd of log price
 # Spread of each logit term. Most of the signal sits in shared, observable effects (brand, demographics x
 # category, price x age, position) so a ranking model can learn it from a few million rows; per-item and
 # per-user terms are small, as their estimates from ~100 rows each are mostly noise (measured: with
@@ -168,18 +181,23 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
     fav = click & (rng.random(n) < _sigmoid(-1.8 + affinity[band, users.gender[u], c]))
 
     order = np.argsort(ts, kind="stable")
-    impressions = pa.table(
-        {
-            "user_id": (u + 1)[order],
-            "item_id": (i + 1)[order],
-            "timestamp": ts[order],
-            "position": (pos + 1)[order],
-            "true_ctr": ctr[order],
-            "click": click[order].astype(np.int64),
-            "buy": buy[order].astype(np.int64),
-            "fav": fav[order].astype(np.int64),
-        }
-    )
+    columns = {
+        "user_id": (u + 1)[order],
+        "item_id": (i + 1)[order],
+        "timestamp": ts[order],
+        "position": (pos + 1)[order],
+        "true_ctr": ctr[order],
+        "click": click[order].astype(np.int64),
+        "buy": buy[order].astype(np.int64),
+        "fav": fav[order].astype(np.int64),
+    }
+    if cfg.purchase:
+        cvr = _conversion(np.random.default_rng([cfg.seed, 1]), items, affinity[band, users.gender[u], c], band, i)
+        purchase = click & (np.random.default_rng([cfg.seed, 2]).random(n) < cvr)
+        columns["true_ctcvr"] = (ctr * cvr)[order]
+        columns["purchase"] = purchase[order].astype(np.int64)
+        log.info("synthetic world: purchase rate %.4f (%.3f per click)", purchase.mean(), purchase.sum() / click.sum())
+    impressions = pa.table(columns)
     user_table = pa.table(
         {
             "user_id": np.arange(1, n_u + 1),
@@ -222,6 +240,15 @@ def _interest_phases(
     pick = starts[current] + (rng.random(len(i)) * counts[current]).astype(np.int64)
     i = np.where(swap, by_category[pick], i)
     return i, cfg.interest_effect * (items.category[i] == current)
+
+
+def _conversion(
+    rng: np.random.Generator, items: _Items, affinity: np.ndarray, band: np.ndarray, i: np.ndarray
+) -> np.ndarray:
+    """True conversion probability of each impression, were it clicked (mean TARGET_CVR over impressions)."""
+    brand_cvr = rng.normal(0.0, SD_BRAND_CVR, int(items.brand.max()) + 1)
+    logit = CVR_SHARED * affinity + brand_cvr[items.brand[i]] + CVR_PRICE[band] * items.price_z[i]
+    return _sigmoid(logit + _calibrate(logit, TARGET_CVR))
 
 
 def _position_weights() -> np.ndarray:

@@ -21,6 +21,7 @@ from pydantic import TypeAdapter
 from recforge.batch import Bag, Batch
 from recforge.config.features import FeatureConfig
 from recforge.config.schema import PipelineConfig
+from recforge.config.tasks import pipeline_tasks, task_labels
 from recforge.errors import BundleError, DataError, FeatureError, RecforgeError
 from recforge.features.base import (
     FEATURE_KINDS,
@@ -51,10 +52,12 @@ class FeatureSet:
         default_dim: int = 16,
         labels: tuple[str, ...] = ("label",),
         weight: str | None = None,
+        targets: tuple[str, ...] = (),
     ) -> None:
         self.configs = list(configs)
         self.default_dim = default_dim
         self.labels = labels
+        self.targets = targets  # labels of regression tasks: any number, not only 0/1
         self.weight = weight
         self.features: dict[str, Feature[Any]] = {}
         for cfg in self.configs:
@@ -96,7 +99,14 @@ class FeatureSet:
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig) -> FeatureSet:
-        return cls(cfg.features, default_dim=cfg.embedding_dim, labels=(cfg.data.label,), weight=cfg.data.weight)
+        tasks = pipeline_tasks(cfg)
+        return cls(
+            cfg.features,
+            default_dim=cfg.embedding_dim,
+            labels=task_labels(cfg),
+            weight=cfg.data.weight,
+            targets=tuple(t.label for t in tasks if t.loss == "mse"),
+        )
 
     # ------------------------------------------------------------------ fit
     def input_columns(self) -> list[str]:
@@ -205,7 +215,10 @@ class FeatureSet:
             values = _column_numpy(table, name, source)
             if values.dtype == object or not np.issubdtype(values.dtype, np.number):
                 raise DataError(f"{source}: label column {name!r} must be numeric 0/1, got {values.dtype}")
-            bad = ~np.isin(values, (0, 1))
+            bad = ~np.isfinite(values) if name in self.targets else ~np.isin(values, (0, 1))
+            if bad.any() and name in self.targets:
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(f"{source}: regression label {name!r} row {row} is {values[row].item()!r}, not finite")
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
                 raise DataError(
@@ -245,6 +258,7 @@ class FeatureSet:
             "format_version": FORMAT_VERSION,
             "default_dim": self.default_dim,
             "labels": list(self.labels),
+            "targets": list(self.targets),
             "weight": self.weight,
             "features": [c.model_dump(mode="json") for c in self.configs],
             "states": {name: s.params for name, s in self.states.items()},
@@ -266,6 +280,7 @@ class FeatureSet:
             default_dim=doc["default_dim"],
             labels=tuple(doc["labels"]),
             weight=doc["weight"],
+            targets=tuple(doc.get("targets", ())),
         )
         for name, params in doc["states"].items():
             arrays = {}

@@ -1,5 +1,6 @@
 """Models: a registry and one file per model; importing this package registers them all."""
 
+from recforge.models.multitask import dbmtl, esmm, mmoe, ple  # noqa: F401  (registers)
 from recforge.models.rank import (  # noqa: F401  (registers)
     bst,
     dcn_v2,

@@ -44,6 +44,7 @@ from recforge.bundle.bundle import MANIFEST, new_version
 from recforge.bundle.delta import save_delta_version
 from recforge.bundle.stream import announce, current, prune, record_rejection, versions
 from recforge.config import PipelineConfig
+from recforge.config.tasks import is_multitask
 from recforge.data.readers import read_table
 from recforge.data.streams import Position, RowPosition, StreamBatch, StreamSource, open_source
 from recforge.embedding.delta import mark_clean, named_tables
@@ -117,6 +118,12 @@ class StreamTrainer:
                 f"{cfg.model.name} is trained by the {family!r} trainer, which cannot learn from a stream mini-batch "
                 "by mini-batch",
                 fix="stream-train a model trained by SGD (deepfm, dcn_v2, widedeep, ...) or retrain it in batch",
+            )
+        if is_multitask(cfg):
+            raise ConfigError(
+                "tasks",
+                "the streaming trainer learns one label for now (its gate and drift AUC read one score)",
+                fix="stream-train a single-task config (drop `tasks:`)",
             )
         self.cfg = cfg
         self.online = cfg.online

@@ -20,12 +20,13 @@ import yaml
 from recforge.bundle import Bundle, load_bundle, save_bundle
 from recforge.bundle.topk import distinct_rows, side_columns, top_items_for_user
 from recforge.config import PipelineConfig
+from recforge.config.tasks import is_multitask, model_tasks, pipeline_tasks
 from recforge.data import SamplePaths, build_samples
 from recforge.data.readers import iter_batches, read_table
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet
 from recforge.models import build_model, model_options, model_trainer
-from recforge.train import BatchLoader, Trainer, TrainResult, evaluate, make_trainer
+from recforge.train import BatchLoader, Trainer, TrainResult, evaluate_tasks, make_trainer
 from recforge.train.distill import TEACHER_COLUMN, attach_teacher_logits
 from recforge.train.metrics import parse_metrics
 
@@ -53,6 +54,14 @@ def check(cfg: PipelineConfig) -> None:
         raise ConfigError("features", "ranking needs at least one feature", fix="list the features to rank with")
     model_options(cfg.model)
     parse_metrics(cfg.eval.metrics)
+    for i, task in enumerate(pipeline_tasks(cfg)):
+        for metric in parse_metrics(list(task.metrics)):
+            if task.loss == "mse" and metric.kind == "logloss":
+                raise ConfigError(f"tasks[{i}].metrics", f"{task.name}: logloss needs 0/1 labels", fix="use mse or auc")
+    if cfg.train.distill is not None and is_multitask(cfg):
+        raise ConfigError(
+            "train.distill", "distillation learns one soft label: it needs a single-task model", fix="drop `tasks:`"
+        )
 
 
 def seed_everything(seed: int) -> None:
@@ -62,7 +71,8 @@ def seed_everything(seed: int) -> None:
 
 
 def group_keys(cfg: PipelineConfig) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(m.key for m in parse_metrics(cfg.eval.metrics) if m.key))
+    names = [*cfg.eval.metrics, *(m for t in pipeline_tasks(cfg) for m in t.metrics)]
+    return tuple(dict.fromkeys(m.key for m in parse_metrics(names) if m.key))
 
 
 def train(
@@ -84,9 +94,15 @@ def train(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
-    samples = build_samples(cfg.data, out / "samples")
+    tasks = pipeline_tasks(cfg)
+    samples = build_samples(
+        cfg.data,
+        out / "samples",
+        labels=tuple(t.label for t in tasks if t.loss == "bce"),
+        targets=tuple(t.label for t in tasks if t.loss == "mse"),
+    )
     features, parent = _features(cfg, out, samples, resume, warm_start)
-    model = build_model(features.schema(), cfg.model)
+    model = build_model(features.schema(), cfg.model, tasks=model_tasks(cfg))
     if warm_start is not None and not resume:
         model.load_state_dict(load_bundle(warm_start).model.state_dict())
     keys = group_keys(cfg)
@@ -122,9 +138,10 @@ def train(
     elif on_eval is not None:
         log.info("model %s trains in one pass: no per-epoch evaluations to report", cfg.model.name)
     result = trainer.fit(train_loader, valid_loader, resume=resume)
-    specs = parse_metrics(cfg.eval.metrics)
     test = (
-        evaluate(model, loader(samples.test, False, cfg.eval.batch_size), specs, cfg.data.label) if samples.test else {}
+        evaluate_tasks(model, loader(samples.test, False, cfg.eval.batch_size), tasks, mean=is_multitask(cfg))
+        if samples.test
+        else {}
     )
     report = train_loader.report.summary()
     if report:

@@ -16,6 +16,9 @@ tags and sequences to an empty bag; they are counted in `Predictor.report` and `
 A raw column belongs to the item side when an item-side feature reads it, else to the user side when a
 user-side feature reads it, else to the context. `score` and `build_inputs` may be called from many
 threads; `set_items` swaps the precomputed items in one assignment, so a request sees the old or the new.
+
+A multi-task bundle scores every task at once: `score` returns the ranking score (the task scores weighed
+by `rank_by`, the bundle's by default) and `score_tasks` each task's score.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import pyarrow.compute as pc
 import torch
 
 from recforge.batch import Bag, Batch
-from recforge.bundle import Bundle, load_bundle
+from recforge.bundle import Bundle, load_bundle, rank_score
 from recforge.bundle.bundle import apply_version_delta, read_bundle_manifest
 from recforge.errors import BundleError, DataError, RecforgeError
 from recforge.features import Feature, FeatureSet, TransformReport
@@ -286,8 +289,19 @@ def column_types(features: FeatureSet) -> dict[str, pa.DataType]:
 class Predictor:
     """A loaded bundle that ranks candidates for one user per call; embed it in any Python service."""
 
-    def __init__(self, bundle: Bundle, backend: str = "torch", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        backend: str = "torch",
+        threads: int | None = None,
+        rank_by: Mapping[str, float] | None = None,
+    ) -> None:
         self._bundle = bundle
+        self.tasks = bundle.tasks
+        self.rank_by = dict(rank_by) if rank_by is not None else bundle.rank_by
+        unknown = [t for t in self.rank_by if t not in self.tasks] if self.tasks else []
+        if unknown:
+            raise RecforgeError(f"rank_by: {unknown} are not tasks of {bundle.path}; its tasks are {list(self.tasks)}")
         self.features = bundle.features
         self.schema = self.features.schema()
         self.layout = Layout.of(self.features)
@@ -313,9 +327,15 @@ class Predictor:
         self.unknown_items = 0
 
     @classmethod
-    def load(cls, bundle_dir: str | Path, backend: str = "torch", threads: int | None = None) -> Predictor:
+    def load(
+        cls,
+        bundle_dir: str | Path,
+        backend: str = "torch",
+        threads: int | None = None,
+        rank_by: Mapping[str, float] | None = None,
+    ) -> Predictor:
         """Load a bundle directory; `threads` caps the backend's intra-op threads (1 keeps tail latency flat)."""
-        return cls(load_bundle(bundle_dir), backend=backend, threads=threads)
+        return cls(load_bundle(bundle_dir), backend=backend, threads=threads, rank_by=rank_by)
 
     def after_delta(self, version_dir: str | Path) -> Predictor | None:
         """A new predictor for the delta version at `version_dir` when it descends from the version served here.
@@ -340,7 +360,7 @@ class Predictor:
         bundle = Bundle(own.path, own.config, own.features, copy.deepcopy(own.model), dict(own.manifest))
         for step, manifest in reversed(chain):
             bundle = apply_version_delta(bundle, step, manifest)
-        return Predictor(bundle, backend=self.backend_name, threads=self.threads)
+        return Predictor(bundle, backend=self.backend_name, threads=self.threads, rank_by=self.rank_by)
 
     # -------------------------------------------------------------- identity
     @property
@@ -406,17 +426,41 @@ class Predictor:
 
     # -------------------------------------------------------------- scoring
     def score(self, user: Mapping[str, Any], items: Items, context: Mapping[str, Any] | None = None) -> np.ndarray:
-        """Click probabilities (float64) of `items` for `user`, aligned with `items`; [] gives an empty array."""
+        """Click probabilities (float64) of `items` for `user`, aligned with `items`; [] gives an empty array.
+
+        A multi-task bundle gives its ranking score (task scores weighed by `rank_by`).
+        """
+        return self.rank(self.score_tasks(user, items, context))
+
+    def score_tasks(
+        self, user: Mapping[str, Any], items: Items, context: Mapping[str, Any] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each task's scores of `items` (a single-task bundle: {"score": probabilities})."""
         if len(items) == 0:
-            return np.empty(0, dtype=np.float64)
-        return self.backend.probabilities(self.build_inputs(user, items, context))
+            return {name: np.empty(0, dtype=np.float64) for name in self.tasks or ("score",)}
+        return self._by_task(self.backend.probabilities(self.build_inputs(user, items, context)))
 
     def score_table(self, table: pa.Table) -> np.ndarray:
         """Click probabilities of rows that carry every input column (what /v2 infer and `recforge predict` send)."""
+        return self.rank(self.score_table_tasks(table))
+
+    def score_table_tasks(self, table: pa.Table) -> dict[str, np.ndarray]:
+        """Each task's scores of rows that carry every input column (a single-task bundle: {"score": ...})."""
         report = TransformReport()
         batch = self.features.transform(table, labels=False, report=report, source="score_table")
         self._count(report, 0)
-        return self.backend.probabilities(batch)
+        return self._by_task(self.backend.probabilities(batch))
+
+    def rank(self, task_scores: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The ranking score from `score_tasks` output: the `rank_by` weighted sum (or the single score)."""
+        if not self.tasks:
+            return task_scores["score"]
+        return rank_score(np.stack([task_scores[t] for t in self.tasks], axis=1), self.tasks, self.rank_by)
+
+    def _by_task(self, scores: np.ndarray) -> dict[str, np.ndarray]:
+        if not self.tasks:
+            return {"score": scores}
+        return {task: scores[:, t] for t, task in enumerate(self.tasks)}
 
     def build_inputs(self, user: Mapping[str, Any], items: Items, context: Mapping[str, Any] | None = None) -> Batch:
         """The model Batch for one request: equal to FeatureSet.transform of the joined rows, built without joining."""

@@ -49,15 +49,18 @@ class Recommendation:
     version: str
     user_known: bool
     timings_ms: dict[str, float]
+    task_scores: dict[str, list[float]] = field(default_factory=dict)  # multi-task bundles: task -> per item
 
     def to_json(self, user_id: Any, timings: bool = False) -> dict[str, Any]:
-        """The /recommend answer body."""
+        """The /recommend answer body (a multi-task model adds each item's task scores under `tasks`)."""
+        rows = zip(self.items, self.scores, self.channels, strict=True)
+        items: list[dict[str, Any]] = [{"item_id": i, "score": s, "channels": c} for i, s, c in rows]
+        if self.task_scores:
+            for n, item in enumerate(items):
+                item["tasks"] = {task: values[n] for task, values in self.task_scores.items()}
         answer: dict[str, Any] = {
             "user_id": user_id,
-            "items": [
-                {"item_id": i, "score": s, "channels": c}
-                for i, s, c in zip(self.items, self.scores, self.channels, strict=True)
-            ],
+            "items": items,
             "model": self.model,
             "version": self.version,
             "user_known": self.user_known,
@@ -147,7 +150,8 @@ class Recommender:
         clock.lap("filter")
         if len(ids) == 0:
             return Recommendation([], [], [], predictor.name, predictor.version, known, clock.done())
-        scores = predictor.score(user, ids, request.context)
+        by_task = predictor.score_tasks(user, ids, request.context)
+        scores = predictor.rank(by_task)
         top = _top_k(scores, k)
         clock.lap("rank")
         return Recommendation(
@@ -158,6 +162,7 @@ class Recommender:
             predictor.version,
             known,
             clock.done(),
+            {task: [float(by_task[task][i]) for i in top] for task in predictor.tasks},
         )
 
     def _user_row(self, predictor: Predictor, user_id: Any) -> dict[str, Any]:

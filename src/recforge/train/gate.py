@@ -16,9 +16,10 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from recforge.bundle import Bundle, load_bundle, score_table
+from recforge.bundle import Bundle, load_bundle, task_scores
 from recforge.bundle.stream import current, prune, publish, record_rejection, versions
 from recforge.config.gate import GateConfig
+from recforge.config.tasks import pipeline_tasks
 from recforge.errors import DataError
 from recforge.train.metrics import auc, logloss
 
@@ -37,12 +38,12 @@ class GateResult:
 
 
 def holdout_metrics(bundle: Bundle, holdout: pa.Table) -> tuple[dict[str, float], np.ndarray]:
-    """AUC, logloss and the score distribution of `bundle` on the held-out rows."""
-    label = bundle.config.data.label
+    """AUC, logloss and the score distribution of `bundle` on the held-out rows (multi-task: its first task)."""
+    label = pipeline_tasks(bundle.config)[0].label
     if label not in holdout.column_names:
         raise DataError(f"the held-out data has no label column {label!r} (columns: {holdout.column_names})")
     labels = np.asarray(holdout[label].to_numpy(zero_copy_only=False), dtype=np.float64)
-    scores = score_table(bundle, holdout)
+    scores = task_scores(bundle, holdout)[:, 0]
     finite = np.isfinite(scores)
     metrics = {
         "rows": float(len(scores)),

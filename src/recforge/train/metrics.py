@@ -1,7 +1,8 @@
 """Ranking-quality metrics of binary predictions: AUC, GAUC grouped by a key, logloss.
 
 Metric names in YAML: `auc`, `logloss`, `gauc@COLUMN` (per-group AUC weighted by group size,
-over groups with both classes, the usual industry definition).
+over groups with both classes, the usual industry definition), `mse` (of the predicted probability,
+i.e. the Brier score, or of the raw output for a regression task).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from recforge.errors import ConfigError
 
-HIGHER_IS_BETTER = {"auc": True, "gauc": True, "logloss": False}
+HIGHER_IS_BETTER = {"auc": True, "gauc": True, "logloss": False, "mse": False}
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
@@ -99,20 +100,28 @@ def parse_metrics(names: list[str]) -> list[MetricSpec]:
             raise ConfigError(
                 f"eval.metrics[{i}]",
                 f"unknown metric {name!r}",
-                fix="use auc, logloss or gauc@COLUMN (e.g. gauc@user_id)",
+                fix="use auc, logloss, mse or gauc@COLUMN (e.g. gauc@user_id)",
             )
         specs.append(MetricSpec(name, kind, key or None))
     return specs
 
 
 def compute(
-    specs: list[MetricSpec], labels: np.ndarray, logits: np.ndarray, keys: dict[str, np.ndarray]
+    specs: list[MetricSpec],
+    labels: np.ndarray,
+    logits: np.ndarray,
+    keys: dict[str, np.ndarray],
+    link: str = "sigmoid",
 ) -> dict[str, float]:
-    """Every metric in `specs` from labels, logits and the group-key columns they need."""
-    probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    """Every metric in `specs` from labels, outputs and the group-key columns they need.
+
+    `link`: how an output becomes a prediction, `sigmoid` (logits of a bce task) or `identity` (regression).
+    """
+    probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64))) if link == "sigmoid" else logits.astype(np.float64)
     fns: dict[str, Callable[[MetricSpec], float]] = {
         "auc": lambda s: auc(labels, logits),
         "logloss": lambda s: logloss(labels, probs),
         "gauc": lambda s: gauc(labels, logits, keys[str(s.key)]),
+        "mse": lambda s: float(np.mean((probs - np.asarray(labels, dtype=np.float64)) ** 2)),
     }
     return {s.name: fns[s.kind](s) for s in specs}

@@ -1,4 +1,5 @@
-"""The training loop: BCE on logits, evaluation every N steps or epoch, early stop, checkpoints, best model."""
+"""The training loop: per-task losses (BCE on logits or MSE) summed by task weight, evaluation every N steps
+or epoch with metrics per task, early stop, checkpoints, best model."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from tqdm import tqdm
 
 from recforge.batch import Batch
 from recforge.config.schema import PipelineConfig
+from recforge.config.tasks import Task, is_multitask, pipeline_tasks
 from recforge.embedding import EmbeddingCollection, evict_all
+from recforge.models.outputs import task_columns
 from recforge.state_io import load_state, save_state
 from recforge.train.distill import TEACHER_COLUMN, distill_loss, teacher_tensor
-from recforge.train.metrics import MetricSpec, compute, parse_metrics
+from recforge.train.metrics import HIGHER_IS_BETTER, MetricSpec, compute, parse_metrics
 from recforge.train.optim import build_optimizers
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,7 @@ def autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
 def predict_logits(
     model: nn.Module, batches: Iterable[Batch], precision: str = "fp32"
 ) -> Iterator[tuple[Batch, np.ndarray]]:
-    """(batch, float64 logits) per batch, in eval mode without gradients."""
+    """(batch, float64 outputs [B] or [B, T]) per batch, in eval mode without gradients."""
     model.eval()
     with torch.inference_mode(), autocast(precision):
         for batch in batches:
@@ -60,20 +63,50 @@ def predict_logits(
 def evaluate(
     model: nn.Module, batches: Iterable[Batch], specs: list[MetricSpec], label: str, precision: str = "fp32"
 ) -> dict[str, float]:
-    """Metrics over all batches (scores gathered, then computed once)."""
-    labels: list[np.ndarray] = []
-    logits: list[np.ndarray] = []
+    """Metrics of a single-task model over all batches (scores gathered, then computed once)."""
+    task = Task("", label, metrics=tuple(s.name for s in specs))
+    return evaluate_tasks(model, batches, (task,), precision)
+
+
+def evaluate_tasks(
+    model: nn.Module, batches: Iterable[Batch], tasks: tuple[Task, ...], precision: str = "fp32", mean: bool = False
+) -> dict[str, float]:
+    """Each task's metrics (`ctr/auc`; bare names for an unnamed task); `mean` adds bare means over tasks."""
+    labels: dict[str, list[np.ndarray]] = {t.label: [] for t in tasks}
+    outputs: list[np.ndarray] = []
     keys: dict[str, list[np.ndarray]] = {}
     for batch, out in predict_logits(model, batches, precision):
-        labels.append(batch.labels[label].numpy())
-        logits.append(out)
+        for name in labels:
+            labels[name].append(batch.labels[name].numpy())
+        outputs.append(out.reshape(len(out), -1))
         for name, values in batch.extras.items():
             keys.setdefault(name, []).append(values)
-    if not labels:
+    if not outputs:
         return {}
-    return compute(
-        specs, np.concatenate(labels), np.concatenate(logits), {k: np.concatenate(v) for k, v in keys.items()}
-    )
+    columns = np.concatenate(outputs)
+    gathered = {k: np.concatenate(v) for k, v in keys.items()}
+    metrics: dict[str, float] = {}
+    for t, task in enumerate(tasks):
+        found = compute(
+            parse_metrics(list(task.metrics)),
+            np.concatenate(labels[task.label]),
+            columns[:, t],
+            gathered,
+            link="sigmoid" if task.loss == "bce" else "identity",
+        )
+        metrics.update({task.key(k): v for k, v in found.items()})
+    if mean:
+        for name in dict.fromkeys(m for task in tasks for m in task.metrics):
+            metrics[name] = float(np.mean([metrics[t.key(name)] for t in tasks if name in t.metrics]))
+    return metrics
+
+
+def task_loss(task: Task, outputs: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """One task's mean loss over the batch (sample-weighted when the data has weights)."""
+    if task.loss == "bce":
+        return nn.functional.binary_cross_entropy_with_logits(outputs, labels, weight=weights)
+    squared = (outputs - labels) ** 2
+    return squared.mean() if weights is None else (squared * weights).mean()
 
 
 class Trainer:
@@ -91,8 +124,9 @@ class Trainer:
         self.on_eval = on_eval
         self.cfg = cfg
         self.out_dir = out_dir
-        self.specs = parse_metrics(cfg.eval.metrics)
-        self.label = cfg.data.label
+        self.tasks = pipeline_tasks(cfg)
+        self.multitask = is_multitask(cfg)
+        self.first_metric = self.tasks[0].key(self.tasks[0].metrics[0])
         self.optimizers = build_optimizers(model, cfg.train.optimizer)
         self.collections = [m for m in model.modules() if isinstance(m, EmbeddingCollection)]
         for collection in self.collections:
@@ -113,15 +147,17 @@ class Trainer:
         with autocast(self.cfg.train.precision):
             logits = self.model(batch)
         distill = self.cfg.train.distill
-        if distill is not None:
+        outputs = task_columns(logits).float()
+        if distill is not None:  # single-task (checked at config time): soft labels from the teacher
+            task = self.tasks[0]
             teacher = teacher_tensor(batch.extras[TEACHER_COLUMN])
             loss = distill_loss(
-                logits.float(), batch.labels[self.label], teacher, distill.alpha, distill.temperature, batch.weights
+                outputs[:, 0], batch.labels[task.label], teacher, distill.alpha, distill.temperature, batch.weights
             )
         else:
-            loss = nn.functional.binary_cross_entropy_with_logits(
-                logits.float(), batch.labels[self.label], weight=batch.weights
-            )
+            loss = torch.zeros(())
+            for t, task in enumerate(self.tasks):
+                loss = loss + task.weight * task_loss(task, outputs[:, t], batch.labels[task.label], batch.weights)
         l2 = self.cfg.train.optimizer.embedding_l2
         if l2:
             loss = loss + l2 * sum(c.pop_penalty() for c in self.collections) / batch.size
@@ -199,7 +235,7 @@ class Trainer:
         return TrainResult(self.best, self.best_step, self.step, self.epoch, rate, self.history)
 
     def _eval_and_track(self, valid: Iterable[Batch], stop_metric: str | None, train_loss: float) -> bool:
-        metrics = evaluate(self.model, valid, self.specs, self.label, self.cfg.train.precision)
+        metrics = evaluate_tasks(self.model, valid, self.tasks, self.cfg.train.precision, mean=self.multitask)
         self._record(
             {
                 "epoch": self.epoch,
@@ -210,10 +246,10 @@ class Trainer:
         )
         if self.on_eval is not None:
             self.on_eval(self.history[-1])
-        key = stop_metric or self.specs[0].name
-        spec = next(s for s in self.specs if s.name == key)
+        key = stop_metric or self.first_metric
+        higher = HIGHER_IS_BETTER[key.rpartition("/")[2].partition("@")[0]]
         value = metrics.get(key, float("nan"))
-        better = not self.best or (value > self.best[key] if spec.higher_is_better else value < self.best[key])
+        better = not self.best or (value > self.best[key] if higher else value < self.best[key])
         if better and math.isfinite(value):
             self.best, self.best_step, self.bad_evals = metrics, self.step, 0
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}

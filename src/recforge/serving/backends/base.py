@@ -18,7 +18,7 @@ class Backend(Protocol):
     name: str
 
     def probabilities(self, batch: Batch) -> np.ndarray:
-        """Click probabilities, float64 [B]."""
+        """Click probabilities, float64 [B]; a multi-task bundle's task scores [B, T] (`bundle.tasks` order)."""
         ...
 
 

@@ -5,7 +5,8 @@ Why split there: every rank model reads its inputs through one EmbeddingCollecti
 per-op overhead than eager torch. The embedding tables stay in recforge's storage (where dynamic,
 tiered and delta-updated tables live) instead of being copied into the graph, so the graph is small
 and exporting it takes about a second. Its inputs are the collection's outputs: `part{i}` [B, F_i, D_i]
-per field group and, for models with a linear term, `linear` [B]; its output is the probability [B].
+per field group and, for models with a linear term, `linear` [B]; its output is the probability [B]
+(a multi-task model: its task scores [B, T]).
 
 The graph is written to `<bundle>/onnx/model.onnx` with a `meta.json` naming the bundle version and
 config hash it came from; a later load of the same bundle reuses it. A read-only bundle exports to a
@@ -32,6 +33,7 @@ from recforge.bundle import Bundle
 from recforge.embedding import EmbeddingCollection
 from recforge.embedding.collection import Embedded
 from recforge.errors import BundleError
+from recforge.models.outputs import scores
 from recforge.schema import InputSchema
 from recforge.serving.backends.base import BACKENDS
 
@@ -56,9 +58,10 @@ class FedEmbeddings(nn.Module):
 class DensePart(nn.Module):
     """(part0, ..., [linear]) -> probability: the model with its embedding lookups cut off."""
 
-    def __init__(self, model: nn.Module, fed: FedEmbeddings, template: Embedded) -> None:
+    def __init__(self, model: nn.Module, fed: FedEmbeddings, template: Embedded, losses: tuple[str, ...]) -> None:
         super().__init__()
         self.model = model
+        self.losses = losses
         self.fed = fed
         self.n_parts = len(template.parts)
         self.has_linear = template.linear is not None
@@ -69,7 +72,7 @@ class DensePart(nn.Module):
         parts = list(inputs[: self.n_parts])
         linear = inputs[self.n_parts] if self.has_linear else None
         self.fed.value = Embedded(parts, linear, self.fields, self.dims)
-        return torch.sigmoid(self.model(None).float())
+        return scores(self.model(None).float(), self.losses)
 
 
 def embedding_attribute(model: nn.Module) -> str:
@@ -106,11 +109,15 @@ def graph_inputs(embedded: Embedded) -> list[torch.Tensor]:
     return [*embedded.parts, *([embedded.linear] if embedded.linear is not None else [])]
 
 
-def export_dense_part(model: nn.Module, attribute: str, example: Embedded, path: Path) -> None:
+def export_dense_part(
+    model: nn.Module, attribute: str, example: Embedded, path: Path, losses: tuple[str, ...] = ("bce",)
+) -> None:
     """Write the dense part of `model` as ONNX; the model is restored afterwards, even on failure."""
     collection = getattr(model, attribute)
     fed = FedEmbeddings()
-    head = DensePart(model, fed, example).eval()  # the exporter restores this mode on every submodule afterwards
+    head = DensePart(
+        model, fed, example, losses
+    ).eval()  # the exporter restores this mode on every submodule afterwards
     names = input_names(example)
     setattr(model, attribute, fed)
     try:
@@ -163,7 +170,7 @@ def write_graph(bundle: Bundle, attribute: str, example: Embedded, meta: dict[st
         folder = bundle.path / "onnx"
         folder.mkdir(exist_ok=True)
         tmp = folder / f".model-{uuid.uuid4().hex[:8]}.onnx"
-        export_dense_part(bundle.model, attribute, example, tmp)
+        export_dense_part(bundle.model, attribute, example, tmp, bundle.losses)
         os.replace(tmp, folder / "model.onnx")
         (folder / f".meta-{tmp.stem}").write_text(json.dumps(meta))
         os.replace(folder / f".meta-{tmp.stem}", folder / "meta.json")
@@ -171,7 +178,7 @@ def write_graph(bundle: Bundle, attribute: str, example: Embedded, meta: dict[st
     except OSError as exc:
         folder = Path(tempfile.mkdtemp(prefix="recforge-onnx-"))
         log.warning("%s is not writable (%s); exporting the ONNX graph to %s", bundle.path, exc, folder)
-        export_dense_part(bundle.model, attribute, example, folder / "model.onnx")
+        export_dense_part(bundle.model, attribute, example, folder / "model.onnx", bundle.losses)
         return folder / "model.onnx"
 
 
@@ -202,6 +209,7 @@ class OnnxBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.losses = bundle.losses
         self._check(model, check)
 
     def probabilities(self, batch: Batch) -> np.ndarray:
@@ -216,7 +224,7 @@ class OnnxBackend:
     def _check(self, model: nn.Module, batch: Batch) -> None:
         """Refuse a graph that disagrees with the torch model (a stale cache, or a model the split misreads)."""
         with torch.inference_mode():
-            expected = torch.sigmoid(model(batch).float()).numpy().astype(np.float64)
+            expected = scores(model(batch).float(), self.losses).numpy().astype(np.float64)
         gap = float(np.max(np.abs(self.probabilities(batch) - expected), initial=0.0))
         if not gap <= CHECK_TOLERANCE:
             raise BundleError(

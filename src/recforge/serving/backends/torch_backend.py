@@ -7,6 +7,7 @@ import torch
 
 from recforge.batch import Batch
 from recforge.bundle import Bundle
+from recforge.models.outputs import scores
 from recforge.serving.backends.base import BACKENDS
 
 
@@ -20,8 +21,9 @@ class TorchBackend:
         if threads:
             torch.set_num_threads(threads)  # process-wide: torch has no per-model thread pool
         self.model = bundle.model.eval()
+        self.losses = bundle.losses
 
     def probabilities(self, batch: Batch) -> np.ndarray:
         with torch.inference_mode():
-            logits = self.model(batch).float()
-        return torch.sigmoid(logits).numpy().astype(np.float64)
+            outputs = self.model(batch).float()
+        return scores(outputs, self.losses).numpy().astype(np.float64)

@@ -117,13 +117,15 @@ def _model(service: Service, name: str) -> Predictor:
     return predictor
 
 
-def _score_columns(service: Service, predictor: Predictor, table: pa.Table) -> np.ndarray:
+def _score_columns(service: Service, predictor: Predictor, table: pa.Table) -> dict[str, np.ndarray]:
+    """`score` (the ranking score) and, for a multi-task model, each task's score."""
     if table.num_rows > service.config.http.max_candidates:
         raise HttpError(413, f"{table.num_rows} rows; at most {service.config.http.max_candidates} per request")
     missing = [c for c in predictor.input_columns if c not in table.column_names]
     if missing:
         raise HttpError(400, f"inputs {missing} are missing; the model reads {predictor.input_columns}")
-    return predictor.score_table(table)
+    by_task = predictor.score_table_tasks(table)
+    return {"score": predictor.rank(by_task), **{t: by_task[t] for t in predictor.tasks}}
 
 
 def create_app(service: Service) -> FastAPI:
@@ -174,11 +176,13 @@ def create_app(service: Service) -> FastAPI:
     async def v2_infer(name: str, request: Request) -> Response:
         predictor = _model(service, name)
         parsed = parse_infer(await request.body(), request.headers.get(HEADER))
-        unknown = [o for o in parsed.outputs if o != "score"]
+        names = ["score", *predictor.tasks]
+        unknown = [o for o in parsed.outputs if o not in names]
         if unknown:
-            raise HttpError(400, f"outputs {unknown} do not exist; this model has one output, 'score'")
+            raise HttpError(400, f"outputs {unknown} do not exist; this model's outputs are {names}")
         scores = _score_columns(service, predictor, parsed.table)
-        body, headers = infer_response(predictor.name, predictor.version, parsed.id, scores, parsed.binary_output)
+        wanted = {o: scores[o] for o in parsed.outputs} if parsed.outputs else scores
+        body, headers = infer_response(predictor.name, predictor.version, parsed.id, wanted, parsed.binary_output)
         media = "application/octet-stream" if parsed.binary_output else "application/json"
         return Response(body, headers=headers, media_type=media)
 
@@ -200,7 +204,7 @@ def create_app(service: Service) -> FastAPI:
             "versions": [predictor.version],
             "platform": f"recforge-{service.config.backend}",
             "inputs": [{"name": c, "datatype": t, "shape": [-1]} for c, t in predictor.input_datatypes().items()],
-            "outputs": [{"name": "score", "datatype": "FP32", "shape": [-1]}],
+            "outputs": [{"name": o, "datatype": "FP32", "shape": [-1]} for o in ["score", *predictor.tasks]],
         }
 
     @app.get("/v2/models/{name}/ready")
@@ -234,8 +238,12 @@ def create_app(service: Service) -> FastAPI:
         predictor = _model(service, name)
         table, columnar = _tf_serving_table(await request.body())
         scores = _score_columns(service, predictor, table)
-        values = [float(s) for s in scores]
-        return {"outputs": values} if columnar else {"predictions": values}
+        if not predictor.tasks:
+            values = [float(s) for s in scores["score"]]
+            return {"outputs": values} if columnar else {"predictions": values}
+        if columnar:  # TF Serving's multi-output forms: a list per output, or an object per row
+            return {"outputs": {k: [float(x) for x in v] for k, v in scores.items()}}
+        return {"predictions": [{k: float(v[i]) for k, v in scores.items()} for i in range(table.num_rows)]}
 
     @app.get("/v1/models/{name}")
     async def v1_status(name: str) -> dict[str, Any]:

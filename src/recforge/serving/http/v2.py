@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,18 +132,22 @@ def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
 
 
 def infer_response(
-    model: str, version: str, request_id: str | None, scores: np.ndarray, binary: bool
+    model: str, version: str, request_id: str | None, scores: np.ndarray | Mapping[str, np.ndarray], binary: bool
 ) -> tuple[bytes, dict[str, str]]:
-    """The v2 answer with one FP32 `score` output; binary when the request asked for it."""
-    values = np.ascontiguousarray(scores, dtype="<f4")
-    output: dict[str, Any] = {"name": "score", "datatype": "FP32", "shape": [len(values)]}
-    head: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": [output]}
+    """The v2 answer: one FP32 output per entry of `scores` (an array is the one `score`); binary when asked."""
+    named = {"score": scores} if isinstance(scores, np.ndarray) else scores
+    arrays = {name: np.ascontiguousarray(values, dtype="<f4") for name, values in named.items()}
+    outputs: list[dict[str, Any]] = [
+        {"name": name, "datatype": "FP32", "shape": [len(values)]} for name, values in arrays.items()
+    ]
+    head: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": outputs}
     if request_id is not None:
         head["id"] = request_id
     if not binary:
-        output["data"] = values.tolist()
+        for output, values in zip(outputs, arrays.values(), strict=True):
+            output["data"] = values.tolist()
         return json.dumps(head).encode(), {}
-    raw = values.tobytes()
-    output["parameters"] = {"binary_data_size": len(raw)}
+    for output, values in zip(outputs, arrays.values(), strict=True):
+        output["parameters"] = {"binary_data_size": values.nbytes}
     header = json.dumps(head).encode()
-    return header + raw, {HEADER: str(len(header))}
+    return header + b"".join(v.tobytes() for v in arrays.values()), {HEADER: str(len(header))}
