@@ -35,6 +35,8 @@ class BSTConfig(BaseModel):
 class BST(nn.Module):
     """logit = MLP([E_other, out_target, masked mean of out_elements]) with out = Transformer([seq; target])."""
 
+    onnx_dense_split = False  # attention reads the sequence itself, not only the field embeddings
+
     def __init__(self, schema: InputSchema, config: BSTConfig) -> None:
         super().__init__()
         require_sequences(schema, "bst")

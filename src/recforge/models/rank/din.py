@@ -43,6 +43,8 @@ class DIN(nn.Module):
     """logit = MLP([E_other, interest_s, target_s, interest_s * target_s for each sequence s])
     (+ linear(x) + FM(E_other) with `fm: true`)."""
 
+    onnx_dense_split = False  # attention reads the sequence itself, not only the field embeddings
+
     def __init__(self, schema: InputSchema, config: DINConfig) -> None:
         super().__init__()
         require_sequences(schema, "din")

@@ -194,6 +194,11 @@ class OnnxBackend:
         if threads:
             torch.set_num_threads(threads)  # the embedding lookups run in torch
         model = bundle.model.eval()
+        if not getattr(model, "onnx_dense_split", True):
+            raise BundleError(
+                f"onnx backend: {type(model).__name__} reads its behavior sequences inside the network, so it cannot "
+                "be split into torch embeddings + an ONNX dense part. fix: use backend 'torch'"
+            )
         self.attribute = embedding_attribute(model)
         self.collection: EmbeddingCollection = getattr(model, self.attribute)
         check = random_batch(bundle.features.schema(), CHECK_ROWS)
