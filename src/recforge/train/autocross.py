@@ -72,7 +72,7 @@ def fit_field(
         p = _sigmoid(offset + w[codes])
         grad = np.bincount(codes, weights=p - labels, minlength=size) + l2 * w
         hess = np.bincount(codes, weights=p * (1.0 - p), minlength=size) + l2
-        w -= grad / hess
+        w -= grad / np.maximum(hess, 1e-12)  # a value that never occurs has grad 0: it stays 0
     return w
 
 
