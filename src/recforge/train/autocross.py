@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import expit
 
 from recforge.errors import RecforgeError
 from recforge.train.metrics import auc
@@ -33,8 +34,19 @@ class Codes:
     size: int
 
 
-def codes_of(train: np.ndarray, valid: np.ndarray) -> Codes:
-    """Dense codes of int64 keys: values seen in train get 0..k-1, a value seen only in valid gets k."""
+DENSE_KEYS = 1 << 24  # below this many possible keys, codes come from a lookup table instead of a sort
+
+
+def codes_of(train: np.ndarray, valid: np.ndarray, n_keys: int | None = None) -> Codes:
+    """Dense codes of int64 keys: values seen in train get 0..k-1, a value seen only in valid gets k.
+
+    With `n_keys` (keys known to lie in [0, n_keys)) small enough, a lookup table replaces the sort.
+    """
+    if n_keys is not None and n_keys <= DENSE_KEYS:
+        present = np.bincount(train, minlength=n_keys) > 0
+        k = int(present.sum())
+        table = np.where(present, np.cumsum(present) - 1, k)
+        return Codes(table[train], table[valid], k + 1)
     seen, codes = np.unique(train, return_inverse=True)
     at = np.minimum(np.searchsorted(seen, valid), seen.size - 1)
     unseen = np.where(seen[at] == valid, at, seen.size)
@@ -45,11 +57,13 @@ def cross_codes(a: Codes, b: Codes) -> Codes:
     """Codes of the value pairs (a, b) seen in train; a pair seen only in valid gets the unseen code."""
     if a.size * b.size >= 2**62:
         raise RecforgeError(f"cross of fields with {a.size} and {b.size} values overflows int64 keys")
-    return codes_of(a.train.astype(np.int64) * b.size + b.train, a.valid.astype(np.int64) * b.size + b.valid)
+    return codes_of(
+        a.train.astype(np.int64) * b.size + b.train, a.valid.astype(np.int64) * b.size + b.valid, a.size * b.size
+    )
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -35.0, 35.0)))
+    return expit(x)  # type: ignore[no-any-return]
 
 
 def fit_field(
@@ -59,7 +73,7 @@ def fit_field(
     offset: np.ndarray,
     *,
     l2: float = 1.0,
-    iters: int = 8,
+    iters: int = 6,
     start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-value weights w maximizing the L2-penalized likelihood of sigmoid(offset + w[codes]).
