@@ -83,3 +83,15 @@ def test_chart_without_matplotlib_says_how_to_install(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(RecforgeError, match=r"pip install 'recforge\[analysis\]'"):
         write_chart([], 0.5, tmp_path / "x.png")
+
+
+def test_importance_needs_the_label_column(base: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from recforge.errors import DataError
+    from recforge.pipeline.importance import feature_importance
+
+    rows = pq.read_table(base / "run" / "samples" / "test.parquet").drop_columns(["click"])
+    pq.write_table(rows, tmp_path / "unlabelled.parquet")
+    with pytest.raises(DataError, match="no label column 'click'"):
+        feature_importance(base / "run" / "bundle", str(tmp_path / "unlabelled.parquet"), tmp_path / "out")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from recforge.bundle import load_bundle
 from recforge.bundle.stream import current
-from recforge.data.readers import read_table
+from recforge.data.readers import read_schema, read_table
 from recforge.errors import DataError, RecforgeError
 from recforge.pipeline.autocross import sample
 from recforge.train.importance import (
@@ -48,6 +48,11 @@ def feature_importance(
     """Permutation importance (and dropout rates when `dropout` is given) of a bundle on up to `rows` rows."""
     bundle = load_bundle(current(bundle_dir).path)
     label = bundle.config.data.label
+    if label not in read_schema(data).names:
+        raise DataError(
+            f"{data}: no label column {label!r} (the bundle's data.label); importance is measured on labelled data"
+            "\n  fix: pass labelled eval rows, e.g. the run's samples/test.parquet"
+        )
     columns = list(dict.fromkeys([*bundle.features.input_columns(), label]))
     table = read_table(data, columns=columns)
     if table.num_rows == 0:
