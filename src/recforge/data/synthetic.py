@@ -257,6 +257,8 @@ def _conversion(
     brand_cvr = rng.normal(0.0, SD_BRAND_CVR, int(items.brand.max()) + 1)
     logit = CVR_SHARED * affinity + brand_cvr[items.brand[i]] + CVR_PRICE[band] * items.price_z[i]
     return _sigmoid(logit + _calibrate(logit, TARGET_CVR))
+
+
 def planted_cross(seed: int, n_categories: int, strength: float) -> np.ndarray:
     """[category, city tier] logit table: random signs, rows and columns centred (no main effect), RMS `strength`.
 

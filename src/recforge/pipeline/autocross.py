@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from recforge.config import PipelineConfig
+from recforge.config.tasks import is_multitask
 from recforge.data import build_samples
 from recforge.data.readers import iter_batches, read_table
 from recforge.errors import ConfigError
@@ -42,6 +43,12 @@ def autocross(
     cfg: PipelineConfig, work_dir: str | Path, options: SearchOptions = SearchOptions(), rows: int = 200_000
 ) -> AutoCrossRun:
     """Search crosses of the config's single-valued features on its train / valid samples."""
+    if is_multitask(cfg):
+        raise ConfigError(
+            "tasks",
+            "autocross scores crosses against one label; this config has several tasks",
+            fix="run it on a single-task copy of the config (drop `tasks:`, set data.label)",
+        )
     samples = build_samples(cfg.data, Path(work_dir) / "samples")
     if samples.valid is None:
         raise ConfigError(

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from recforge.bundle import load_bundle
 from recforge.bundle.stream import current
+from recforge.config.tasks import is_multitask
 from recforge.data.readers import read_schema, read_table
-from recforge.errors import DataError, RecforgeError
+from recforge.errors import ConfigError, DataError, RecforgeError
 from recforge.pipeline.autocross import sample
 from recforge.train.importance import (
     COLUMNS,
@@ -47,6 +48,12 @@ def feature_importance(
 ) -> ImportanceRun:
     """Permutation importance (and dropout rates when `dropout` is given) of a bundle on up to `rows` rows."""
     bundle = load_bundle(current(bundle_dir).path)
+    if is_multitask(bundle.config):
+        raise ConfigError(
+            "tasks",
+            f"{bundle.path}: feature importance scores one label; this bundle has several tasks",
+            fix="measure a single-task bundle (one label in data.label)",
+        )
     label = bundle.config.data.label
     if label not in read_schema(data).names:
         raise DataError(
