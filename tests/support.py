@@ -41,3 +41,15 @@ def small_multitask(model: dict[str, Any], **train: Any) -> dict[str, Any]:
     cfg["model"] = model
     cfg["eval"] = {"metrics": ["auc", "logloss"]}
     return cfg
+
+
+def planted_synthetic(**train: Any) -> dict[str, Any]:
+    """small_synthetic with a planted category_id x city_tier interaction and two noise columns as features."""
+    tree = small_synthetic(**train)
+    tree["data"]["synthetic"].update(cross_strength=1.0, noise_columns=2)
+    tree["features"] += [
+        {"name": "city_tier", "kind": "id", "side": "user"},
+        {"name": "noise_1", "kind": "id"},
+        {"name": "noise_2", "kind": "id"},
+    ]
+    return tree

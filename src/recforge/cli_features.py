@@ -1,4 +1,4 @@
-"""`recforge features ...`: feature-store commands (registered on the main app in `recforge.cli`)."""
+"""`recforge features ...`: push tables to the store, search crosses, measure importance (on the main app)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 import typer
 
 features_app = typer.Typer(
-    help="Feature store: push user and item tables where the service reads them.", no_args_is_help=True
+    help="Features: push tables to the feature store, search crosses, measure importance.", no_args_is_help=True
 )
 
 
 @features_app.callback()
 def features_options() -> None:
-    """Feature store: push user and item tables where the service reads them."""
+    """Features: push tables to the feature store, search crosses, measure importance."""
 
 
 @features_app.command("push")
@@ -39,3 +39,79 @@ def push(
     options = StoreOptions(kind="redis", url=redis_url, prefix=prefix, batch_rows=batch_rows, ttl_s=ttl)
     for report in push_entities(sources, options, progress=progress):
         typer.echo(report.summary())
+
+
+@features_app.command("autocross")
+def autocross(
+    config: Path = typer.Argument(..., help="Pipeline YAML whose features to cross."),
+    out: Path = typer.Option(..., "--out", help="Where to write CONFIG (with --set applied) plus the chosen crosses."),
+    set_: list[str] = typer.Option([], "--set", help="Override a value of CONFIG by dotted path (repeatable)."),
+    max_crosses: int = typer.Option(5, min=1, help="Accept at most this many crosses."),
+    max_order: int = typer.Option(3, min=2, help="Most features in one cross (greedy: accepted crosses grow by one)."),
+    min_uplift: float = typer.Option(0.001, help="Accept a cross only if it raises the proxy's valid AUC this much."),
+    rows: int = typer.Option(200_000, min=100, help="Train and valid rows sampled for the proxy model."),
+    work: Path | None = typer.Option(None, help="Directory for the samples (default: a temporary one)."),
+) -> None:
+    """Search pairwise and higher-order crosses with a field-wise LR proxy; write the accepted ones into OUT."""
+    import tempfile
+
+    import yaml
+
+    from recforge.config import build_config
+    from recforge.config.loader import apply_override, load_tree
+    from recforge.pipeline.autocross import autocross as search
+    from recforge.pipeline.autocross import with_crosses
+    from recforge.train.autocross import SearchOptions
+
+    tree = load_tree(config)
+    for assignment in set_:
+        apply_override(tree, assignment)
+    cfg = build_config(tree, file=str(config))
+    options = SearchOptions(max_crosses=max_crosses, max_order=max_order, min_uplift=min_uplift)
+    with tempfile.TemporaryDirectory(prefix="recforge-autocross-") as tmp:
+        run = search(cfg, work or tmp, options, rows=rows)
+    result = run.result
+    typer.echo(f"proxy: field-wise LR on {run.rows['train']:,} train / {run.rows['valid']:,} valid rows")
+    typer.echo(f"candidates: {', '.join(run.candidates)}")
+    typer.echo(f"base valid AUC {result.base_auc:.4f}")
+    first = sorted((t for t in result.trials if t.round == 1), key=lambda t: -t.uplift)[:5]
+    typer.echo("best pairs of round 1: " + ", ".join(f"{'_x_'.join(t.inputs)} {t.uplift:+.4f}" for t in first))
+    for a, entry in zip(result.accepted, run.crosses, strict=True):
+        typer.echo(
+            f"accepted {entry['name']}: uplift {a.uplift:+.4f}, valid AUC {a.auc:.4f}, "
+            f"{a.cells:,} combinations, buckets {entry['buckets']:,}"
+        )
+    new_tree = with_crosses(tree, run.crosses)
+    build_config(new_tree, file=str(out))  # the written config must load
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(new_tree, sort_keys=False))
+    typer.echo(
+        f"{len(run.crosses)} cross(es) -> {out} (proxy valid AUC {result.base_auc:.4f} -> {result.final_auc:.4f})"
+    )
+
+
+@features_app.command("importance")
+def importance(
+    bundle: Path = typer.Argument(..., help="Bundle directory (or model stream: its current version)."),
+    data: str = typer.Option(..., "--data", help="Labelled eval data (Parquet/CSV path or fsspec URL)."),
+    out: Path = typer.Option(..., "--out", help="Directory for importance.csv, importance.json, importance.png."),
+    repeats: int = typer.Option(5, min=1, help="Shuffles per feature (mean and std of the AUC drop)."),
+    rows: int = typer.Option(100_000, min=100, help="Eval rows sampled (all when fewer)."),
+    seed: int = typer.Option(0, help="Seed of the row sample, the shuffles and the dropout masks."),
+    dropout: bool = typer.Option(True, "--dropout/--no-dropout", help="Also learn per-feature dropout rates."),
+    dropout_steps: int = typer.Option(300, min=1, help="Steps of dropout-rate learning."),
+    dropout_penalty: float = typer.Option(1e-3, min=0, help="Loss charged per kept feature in dropout learning."),
+) -> None:
+    """Permutation importance (AUC drop when a feature is shuffled) and learned dropout rates of BUNDLE on DATA."""
+    from recforge.pipeline.importance import feature_importance
+    from recforge.train.importance import DropoutOptions
+
+    options = DropoutOptions(steps=dropout_steps, penalty=dropout_penalty, seed=seed) if dropout else None
+    run = feature_importance(bundle, data, out, repeats=repeats, rows=rows, seed=seed, dropout=options)
+    typer.echo(f"baseline AUC {run.baseline_auc:.4f} on {run.rows:,} rows, {run.repeats} shuffle(s) per feature")
+    width = max(len("feature"), *(len(f.feature) for f in run.fields))
+    typer.echo(f"{'rank':>4}  {'feature':<{width}}  {'importance':>10}  {'std':>8}  {'drop_rate':>9}")
+    for f in run.fields:
+        rate = "-" if f.drop_rate is None else f"{f.drop_rate:.3f}"
+        typer.echo(f"{f.rank:>4}  {f.feature:<{width}}  {f.importance:>10.5f}  {f.std:>8.5f}  {rate:>9}")
+    typer.echo(f"table: {run.csv}\nchart: {run.chart}")

@@ -103,3 +103,23 @@ def test_purchase_objective_leaves_the_click_world_unchanged(world) -> None:
     cvr, clicked = true_ctcvr / true_ctr, click == 1
     by_ctr, by_cvr = rank_auc(purchase[clicked], true_ctr[clicked]), rank_auc(purchase[clicked], cvr[clicked])
     assert 0.6 < by_ctr < by_cvr - 0.04, (by_ctr, by_cvr)
+
+
+def test_planting_options_leave_the_default_world_unchanged(world) -> None:
+    from recforge.data.synthetic import planted_cross
+
+    planted = generate_synthetic(SMALL.model_copy(update={"cross_strength": 1.0, "noise_columns": 2}))
+    shared = ["user_id", "item_id", "timestamp", "position"]
+    assert planted.behavior.select(shared).equals(world.behavior.select(shared))
+    assert planted.users.equals(world.users) and planted.items.equals(world.items)
+    assert planted.behavior.column_names == [*world.behavior.column_names, "noise_1", "noise_2"]
+    noise = planted.behavior["noise_1"].to_numpy()
+    assert noise.min() == 1 and noise.max() == 100
+    # the planted table is a pure interaction: no row or column effect, RMS = the strength
+    table = planted_cross(3, 20, 1.0)
+    assert table.shape == (20, 4)
+    np.testing.assert_allclose(table.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(table.mean(axis=1), 0.0, atol=1e-12)
+    assert abs(np.sqrt((table**2).mean()) - 1.0) < 1e-12
+    # and it moves clicks: the true CTR differs from the default world's
+    assert not planted.behavior["true_ctr"].equals(world.behavior["true_ctr"])

@@ -39,6 +39,10 @@ class SyntheticConfig(Strict):
         description="Add `purchase` (implies click; its own conversion effects, part shared with click) and "
         "`true_ctcvr` to the impressions: a second objective for multi-task models.",
     )
+    cross_strength: float = Field(
+        0.0, ge=0, description="Plant a pure category_id x city_tier interaction of this logit spread (0: none)."
+    )
+    noise_columns: int = Field(0, ge=0, le=20, description="Add impression columns noise_1.. that never affect clicks.")
 
 
 class TablesConfig(Strict):

@@ -11,7 +11,11 @@ learn from user_id, item_id, age, gender, city_tier, category_id, brand_id, pric
 
 With `interest_effect > 0` a planted sequence effect joins the logit: a per-user interest category that
 changes every `interest_days` (see `_interest_phases`), visible only through the user's recent clicks.
-`buy` and `fav` are drawn only for clicks. Everything is vectorized numpy from one seeded generator.
+`buy` and `fav` are drawn only for clicks. Two more options, off by default (the default world is unchanged), plant
+known answers for feature selection: `cross_strength` adds a pure category_id x city_tier interaction (no
+main effect, so only a cross or an interaction model can use it) and `noise_columns` adds impression
+columns `noise_1..` that never affect a click (each draws from its own generator). Everything else is
+vectorized numpy from one seeded generator.
 At the SyntheticConfig() defaults (1M impressions): CTR 0.090, oracle AUC 0.760, about 1 s to generate.
 
 With `purchase: true` a second objective is added for multi-task models (the columns above stay bit for
@@ -173,6 +177,8 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
         + position_bias[pos]
         + interest
     )
+    if cfg.cross_strength > 0:
+        logit = logit + planted_cross(cfg.seed, n_c, cfg.cross_strength)[c, users.tier[u]]
     ctr = _sigmoid(logit + _calibrate(logit, TARGET_CTR))
     click = rng.random(n) < ctr
     mean_log_price = np.log(items.price).mean()
@@ -198,6 +204,8 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
         columns["purchase"] = purchase[order].astype(np.int64)
         log.info("synthetic world: purchase rate %.4f (%.3f per click)", purchase.mean(), purchase.sum() / click.sum())
     impressions = pa.table(columns)
+    for k, values in enumerate(noise_columns(cfg.seed, cfg.noise_columns, n), start=1):
+        impressions = impressions.append_column(f"noise_{k}", pa.array(values[order]))
     user_table = pa.table(
         {
             "user_id": np.arange(1, n_u + 1),
@@ -249,6 +257,22 @@ def _conversion(
     brand_cvr = rng.normal(0.0, SD_BRAND_CVR, int(items.brand.max()) + 1)
     logit = CVR_SHARED * affinity + brand_cvr[items.brand[i]] + CVR_PRICE[band] * items.price_z[i]
     return _sigmoid(logit + _calibrate(logit, TARGET_CVR))
+
+
+def planted_cross(seed: int, n_categories: int, strength: float) -> np.ndarray:
+    """[category, city tier] logit table: random signs, rows and columns centred (no main effect), RMS `strength`.
+
+    Drawn from its own generator, so planting it leaves every other draw of the world as it was.
+    """
+    signs = np.random.default_rng([seed, 1]).choice([-1.0, 1.0], size=(n_categories, len(CITY_TIER_EFFECT)))
+    table = signs - signs.mean(axis=0) - signs.mean(axis=1, keepdims=True) + signs.mean()
+    return table * strength / max(float(np.sqrt((table**2).mean())), 1e-12)
+
+
+def noise_columns(seed: int, count: int, n: int) -> list[np.ndarray]:
+    """`count` int64 columns of uniform values 1..100 from their own generator (no effect on anything)."""
+    rng = np.random.default_rng([seed, 12])  # not [seed, 2]: the purchase draws use that stream
+    return [rng.integers(1, 101, n) for _ in range(count)]
 
 
 def _position_weights() -> np.ndarray:

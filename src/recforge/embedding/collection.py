@@ -11,6 +11,7 @@ Field order everywhere: id fields, then bag fields, then dense fields (InputSche
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,8 @@ from recforge.embedding.multi_hash import MultiHashTable
 from recforge.embedding.tables import StaticTable, build_table, init_rows
 from recforge.errors import ConfigError
 from recforge.schema import FieldSpec, InputSchema
+
+FieldHook = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 
 def pool_bag(emb: torch.Tensor, bag: Bag, pooling: str) -> torch.Tensor:
@@ -93,6 +96,7 @@ class EmbeddingCollection(nn.Module):
         self.tables = nn.ModuleDict({t.name: build_table(t, self.dims[t.name]) for t in separate})
         self.sparse_grad = False
         self.l2_tracking = False
+        self.field_hook: FieldHook | None = None  # see set_field_hook
         self.penalty: torch.Tensor | float = 0.0
         self.id_offsets: torch.Tensor
         # id fields in runs of consecutive fused (one slice of a single gather) or separate fields
@@ -194,8 +198,21 @@ class EmbeddingCollection(nn.Module):
             parts.append(batch.dense.unsqueeze(2) * self.dense_vectors)
         return parts
 
+    def set_field_hook(self, hook: FieldHook | None) -> None:
+        """Pass the per-group field rows through `hook` on every forward until reset with None.
+
+        The hook gets and returns `[B, F_i, W]` tensors, fields in `fields` order, a folded linear column
+        included (a separate linear collection gets the same hook). Feature-selection methods use it to
+        fade fields out of a frozen model; models never set it.
+        """
+        self.field_hook = hook
+        if self.linear_part is not None:
+            self.linear_part.set_field_hook(hook)
+
     def forward(self, batch: Batch) -> Embedded:
         parts = self._raw_parts(batch)
+        if self.field_hook is not None:
+            parts = self.field_hook(parts)
         linear: torch.Tensor | None = None
         if self.fold_linear:
             linear = sum(p[..., -1].sum(dim=1) for p in parts)  # type: ignore[assignment]
