@@ -90,6 +90,15 @@ def quickstart(
             f" -d '{json.dumps(request)}'"
         )
         typer.echo(f"answer (computed in process by the same service code): {json.dumps(answer)}")
+    out_dir, events = result.rank.out_dir, "redis://127.0.0.1:6379/0?stream=events"
+    typer.echo(
+        "\nkeep it learning from an event stream (needs a redis-server on 6379):\n"
+        f"  recforge model publish {result.rank.bundle} {out_dir}/models --holdout {result.rank.samples.test}\n"
+        f"  recforge stream produce {result.rank.samples.test} --to '{events}'\n"
+        f"  recforge stream train {out_dir}/config.yaml --source '{events}&group=trainer' --models {out_dir}/models"
+        f" --work {out_dir}/stream --set online.publish_every_rows=5000\n"
+        f"  recforge serve {out_dir}/models          # follows the stream, applies delta versions"
+    )
 
 
 @app.command()
@@ -280,12 +289,11 @@ def stream_ftrl(
     max_rows: int | None = typer.Option(None, help="Stop after learning this many rows in total."),
 ) -> None:
     """FTRL-Proximal on an event stream, exactly once, publishing versions into a model stream."""
-    import yaml
-
+    from recforge.config.loader import load_tree, validate_block
     from recforge.config.online import FtrlJobConfig
     from recforge.online.ftrl_stream import FtrlStreamJob
 
-    cfg = FtrlJobConfig.model_validate(yaml.safe_load(config.read_text()))
+    cfg = validate_block(FtrlJobConfig, load_tree(config), str(config))
     report = FtrlStreamJob(cfg, source, models, work).run(until_idle_s=until_idle, max_rows=max_rows)
     typer.echo(
         f"learned {report.samples:,} rows in total ({report.skipped:,} re-delivered rows skipped); "
@@ -330,14 +338,14 @@ def model_publish(
 ) -> None:
     """Publish BUNDLE into STREAM if it passes the gate; a rejected version is recorded with its reasons."""
     from recforge.config.gate import GateConfig
-    from recforge.config.loader import apply_override
+    from recforge.config.loader import apply_override, validate_block
     from recforge.data.readers import read_table
     from recforge.train.gate import publish_gated
 
     tree: dict[str, Any] = {}
     for assignment in overrides:
         apply_override(tree, assignment)
-    result = publish_gated(bundle, stream, read_table(holdout), GateConfig.model_validate(tree))
+    result = publish_gated(bundle, stream, read_table(holdout), validate_block(GateConfig, tree, "--set"))
     shown = "  ".join(f"{k}={result.metrics[k]:.4f}" for k in ("auc", "logloss") if k in result.metrics)
     if not result.passed:
         typer.echo(f"rejected {result.version}: {shown}\n  " + "\n  ".join(result.reasons))

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from recforge.config.checks import check_references
 from recforge.config.features import FEATURE_KINDS
 from recforge.config.schema import PipelineConfig
 from recforge.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def yaml_path(loc: tuple[str | int, ...]) -> str:
@@ -113,3 +115,11 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the pipeline YAML, for editors."""
     return PipelineConfig.model_json_schema()
+
+
+def validate_block(model: type[M], tree: dict[str, Any], file: str = "") -> M:
+    """Any config block (gate, FTRL job, ...) validated with errors that name the YAML path."""
+    try:
+        return model.model_validate(tree)
+    except ValidationError as err:
+        raise format_validation_error(err, file) from None

@@ -117,6 +117,10 @@ class FeatureSet:
                 seen[name] = None
         return list(seen)
 
+    def entity_key(self, side: str) -> str | None:
+        """The column of the first id feature on `side`: the id users (or items) are named by."""
+        return next((f.source for f in self.features.values() if f.kind == "id" and f.side == side), None)
+
     def fit(self, batches: Iterable[pa.Table | pa.RecordBatch]) -> FeatureSet:
         """One streaming pass over the training data; only training data may be passed here."""
         for feature in self.features.values():

@@ -353,8 +353,7 @@ class StreamTrainer:
     def _drift_columns(self, reference: pa.Table) -> list[str]:
         """Feature inputs except the user and item keys (their mix changes all the time without harm)."""
         assert self.features is not None
-        feats = self.features.features.values()
-        keys = {next((f.source for f in feats if f.kind == "id" and f.side == side), None) for side in ("user", "item")}
+        keys = {self.features.entity_key("user"), self.features.entity_key("item")}
         return [c for c in self.features.input_columns() if c not in keys and c in reference.column_names]
 
     def _alarm(self, report: WindowReport) -> None:

@@ -194,10 +194,7 @@ def demo_recommendations(
     key is the first user-side id feature, the item key the first item-side one; a pipeline without
     both gets no demo (an empty dict).
     """
-    keys = {
-        side: next((f.source for f in bundle.features.features.values() if f.side == side and f.kind == "id"), None)
-        for side in ("user", "item")
-    }
+    keys = {side: bundle.features.entity_key(side) for side in ("user", "item")}
     if keys["user"] is None or keys["item"] is None:
         return {}
     item_cols = [keys["item"], *(c for c in side_columns(bundle, "item") if c != keys["item"])]  # key first

@@ -388,7 +388,7 @@ class Predictor:
 
     def _key(self, side: str) -> str | None:
         """The column of the first id feature on `side` (the id a request names users or items by)."""
-        return next((f.source for f in self.features.features.values() if f.kind == "id" and f.side == side), None)
+        return self.features.entity_key(side)
 
     def _item_key(self) -> str:
         key = self._key("item")
