@@ -379,12 +379,13 @@ def model_importance(bundle: Path = typer.Argument(..., help="Bundle (or model s
 @model_app.command("rollback")
 def model_rollback(
     stream: Path = typer.Argument(..., help="Model stream directory."),
-    to: str | None = typer.Option(None, help="Version to serve (default: the one before the current)."),
+    to: str | None = typer.Option(None, help="Version to serve (default: the newest older one that passed the gate)."),
+    force: bool = typer.Option(False, "--force", help="Serve it even if its recorded gate verdict did not pass."),
 ) -> None:
     """Point the stream's LATEST back; followers swap to it within their poll interval."""
     from recforge.bundle.stream import rollback
 
-    typer.echo(f"now serving {rollback(stream, to)}")
+    typer.echo(f"now serving {rollback(stream, to, force=force)}")
 
 
 def _print_recall_metrics(metrics: dict[str, Any], ks: tuple[int, ...] = (10, 50)) -> None:

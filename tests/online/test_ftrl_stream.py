@@ -46,6 +46,8 @@ def test_ftrl_streams_into_versions_that_stream_predict_serves(redis_url: str, t
     assert len(published) == len(first.published) + len(second.published) >= 5
     served = json.loads((current(tmp_path / "models").path / "manifest.json").read_text())
     assert served["stream"]["samples"] == 20_000
+    assert served["gate"]["passed"] is True and served["gate"]["judge"] == "recforge stream ftrl"
+    assert served["gate"]["metrics"]["min_auc"] is None and served["gate"]["metrics"]["rows"] > 0
 
     report = predict_stream(
         tmp_path / "models", f"{redis_url}?stream=ev-{name}&group=pred&consumer=c", scored_url, until_idle_s=0.5

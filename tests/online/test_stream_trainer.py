@@ -16,7 +16,7 @@ import redis
 import torch
 
 from recforge.bundle import load_bundle
-from recforge.bundle.stream import current, rejections, versions
+from recforge.bundle.stream import current, rejections, rollback, versions
 from recforge.config import build_config
 from recforge.config.schema import SyntheticConfig
 from recforge.config.serving import ServingConfig
@@ -107,10 +107,14 @@ def test_trains_every_row_once_and_publishes_a_full_version_then_exact_deltas(
     assert served.manifest["stream"]["samples"] <= events.num_rows
     gate_auc = served.manifest["metrics"]["gate"]["auc"]
     assert gate_auc > 0.6, "the streamed model learns (AUC on rows it had not trained on)"
+    verdicts = [json.loads((p / "manifest.json").read_text())["gate"] for p in versions(tmp_path / "models")]
+    assert all(v["passed"] is True and v["judge"] == "recforge stream train" for v in verdicts), verdicts
+    assert served.manifest["gate"]["metrics"]["auc"] == gate_auc
 
     # restart on the same work directory: nothing new, nothing trained twice
     more = StreamTrainer(cfg, url, tmp_path / "models", tmp_path / "work").run(until_idle_s=0.5)
     assert more.samples == events.num_rows and more.skipped == 0
+    assert rollback(tmp_path / "models") == report.published[-2], "every version passed the gate: back one"
 
 
 def test_stopping_and_resuming_keeps_exactly_once(events: pa.Table, redis_url: str, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from recforge.errors import BundleError
 from recforge.features import FeatureSet
 from recforge.models import build_model
 from recforge.models.artifacts import HasArtifacts
+from recforge.paths import inside, parent_dirs
 from recforge.state_io import load_state, save_state
 
 MANIFEST = "manifest.json"
@@ -132,24 +134,37 @@ def _save_artifacts(model: nn.Module, directory: Path) -> None:
     if texts:
         directory.mkdir()
     for name, text in texts.items():
-        (directory / name).write_text(text)
+        inside(directory, name, where=f"{directory}: artifact").write_text(text)
 
 
 def load_bundle(directory: str | Path) -> Bundle:
     """Rebuild config, features and model from a bundle directory; a clear BundleError on any gap.
 
     A delta version (manifest `kind: delta`, written by `recforge.bundle.delta.save_delta_version`)
-    is its parent version, found beside it in the same model stream, with its delta applied.
+    is its chain's full version, found beside it in the same model stream, with each delta applied.
     """
     path = Path(directory)
     manifest = read_bundle_manifest(path)
-    if manifest.get("kind") == "delta":
-        return _load_delta_version(path, manifest)
+    if manifest.get("kind") != "delta":
+        return _load_full(path, manifest)
+    steps = [path, *delta_parents(path)]  # newest first; the last one is the chain's full version
+    full = read_bundle_manifest(steps[-1])
+    if full.get("kind") == "delta":
+        raise BundleError(f"{steps[-1] / MANIFEST}: a delta version without a `parent`; its chain has no full version")
+    bundle = _load_full(steps[-1], full)
+    for step in reversed(steps[:-1]):
+        bundle = apply_version_delta(bundle, step, read_bundle_manifest(step))
+    return bundle
+
+
+def _load_full(path: Path, manifest: dict[str, Any]) -> Bundle:
     cfg = build_config(yaml.safe_load((path / "config.yaml").read_text()), file=str(path / "config.yaml"))
     features = FeatureSet.load(path / "features")
     model = build_model(features.schema(), cfg.model, tasks=model_tasks(cfg))
     if isinstance(model, HasArtifacts) and (path / ARTIFACTS).is_dir():
-        model.load_artifacts({f.name: f.read_text() for f in sorted((path / ARTIFACTS).iterdir()) if f.is_file()})
+        folder = path / ARTIFACTS
+        files = sorted(inside(folder, f.name, where=f"{folder}: file") for f in folder.iterdir())
+        model.load_artifacts({f.name: f.read_text() for f in files if f.is_file()})
     try:
         model.load_state_dict(load_state(path / "model"))
     except RuntimeError as exc:
@@ -159,13 +174,44 @@ def load_bundle(directory: str | Path) -> Bundle:
 
 
 def read_bundle_manifest(path: Path) -> dict[str, Any]:
-    manifest_file = path / MANIFEST
-    if not manifest_file.exists():
-        raise BundleError(f"{path} is not a recforge bundle: {MANIFEST} is missing")
-    manifest = dict(json.loads(manifest_file.read_text()))
+    manifest = read_manifest(path)
     if manifest.get("format") != FORMAT:
-        raise BundleError(f"{manifest_file}: format {manifest.get('format')!r} is not {FORMAT!r}")
+        raise BundleError(f"{path / MANIFEST}: format {manifest.get('format')!r} is not {FORMAT!r}")
     return manifest
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Any stream version's manifest.json as a dict (bundle, delta or FTRL); BundleError when absent or broken."""
+    manifest_file = path / MANIFEST
+    if not manifest_file.is_file():
+        raise BundleError(f"{path} is not a recforge bundle: {MANIFEST} is missing")
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{manifest_file}: unreadable ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_file}: expected a JSON object, got {type(manifest).__name__}")
+    return manifest
+
+
+def delta_parents(version: Path) -> Iterator[Path]:
+    """The versions a stream version is built on, nearest parent first, ending at a full one; none for a full one.
+
+    Parents are found beside `version` (its stream) by name, through `recforge.paths`: a parent name
+    outside the stream, a cycle or a missing parent is a BundleError.
+    """
+    for parent in parent_dirs(version.parent, version.name, _delta_parent, where=f"{version / MANIFEST}"):
+        if not (parent / MANIFEST).is_file():
+            raise BundleError(
+                f"{version} is a delta built on version {parent.name}, which is not beside it in {version.parent}: "
+                "a delta version is served together with its chain (copy the parent versions too)"
+            )
+        yield parent
+
+
+def _delta_parent(version: Path) -> object | None:
+    manifest = read_manifest(version)
+    return manifest.get("parent") if manifest.get("kind") == "delta" else None
 
 
 def apply_version_delta(bundle: Bundle, path: Path, manifest: dict[str, Any]) -> Bundle:
@@ -173,13 +219,3 @@ def apply_version_delta(bundle: Bundle, path: Path, manifest: dict[str, Any]) ->
     apply_delta(bundle.model, path / DELTA_DIR, parent_version=bundle.version)
     bundle.model.eval()
     return Bundle(path, bundle.config, bundle.features, bundle.model, manifest)
-
-
-def _load_delta_version(path: Path, manifest: dict[str, Any]) -> Bundle:
-    parent = path.parent / str(manifest["parent"])
-    if not (parent / MANIFEST).is_file():
-        raise BundleError(
-            f"{path} is a delta of version {manifest['parent']}, which is not beside it in {path.parent}: "
-            "a delta version is served together with its chain (copy the parent versions too)"
-        )
-    return apply_version_delta(load_bundle(parent), path, manifest)

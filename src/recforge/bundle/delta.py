@@ -23,6 +23,7 @@ from typing import Any
 from torch import nn
 
 from recforge.bundle.bundle import DELTA_DIR, MANIFEST, Bundle
+from recforge.bundle.stream import version_dir
 from recforge.embedding.delta import apply_delta, save_delta
 
 
@@ -51,10 +52,17 @@ def save_delta_version(
     temp directory and renamed into place, like a bundle.
     """
     base = Path(directory)  # the model stream
+    for field in ("version", "base"):  # the new version is named after both: refuse before the tables are marked clean
+        if parent.get(field) is not None:
+            version_dir(base, parent[field], where=f"parent manifest {field}")
     tmp = base / f".delta.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
-    delta = save_delta(model, tmp / DELTA_DIR, parent=parent)
-    target = base / str(delta["version"])
+    try:
+        delta = save_delta(model, tmp / DELTA_DIR, parent=parent)
+        target = version_dir(base, delta["version"], where=f"delta of {parent.get('version')!r}: version")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     keep = ("format", "name", "recforge", "model", "config_hash", "input_schema")
     manifest = {
         **{k: parent[k] for k in keep if k in parent},

@@ -14,15 +14,21 @@ version: `publish` copies into a hidden temp directory, renames it, and only the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from recforge.bundle.bundle import MANIFEST
+from recforge.bundle.bundle import MANIFEST, delta_parents, read_manifest
+from recforge.bundle.verdict import GATE, passed_gate, require_passed, why_not_served
 from recforge.errors import BundleError
+from recforge.paths import inside
+
+log = logging.getLogger(__name__)
 
 POINTER = "LATEST"
 REJECTED = "rejected.jsonl"
@@ -41,20 +47,31 @@ def is_bundle(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
+def version_dir(stream: str | Path, name: object, *, where: str) -> Path:
+    """The directory of version `name` in `stream`; every version name read or written goes through here."""
+    fix = "name versions like 20261128-101500-ab12cd (see `recforge model list`)"
+    return inside(stream, name, where=where, fix=fix)
+
+
 def _manifest_version(bundle: Path) -> str:
     try:
-        return str(json.loads((bundle / MANIFEST).read_text())["version"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise BundleError(f"{bundle}: unreadable {MANIFEST}: {exc}") from exc
+        return str(read_manifest(bundle)["version"])
+    except KeyError as exc:
+        raise BundleError(f"{bundle / MANIFEST}: no `version` field") from exc
 
 
 def versions(stream: str | Path) -> list[Path]:
     """Complete bundles in a stream directory, oldest first (hidden temp directories are skipped).
 
-    Order is publish order (STREAM/HISTORY); versions copied in by hand sort by name before them.
+    Order is publish order (STREAM/HISTORY); versions copied in by hand sort by name before them. A
+    version whose name is unsafe or which is a symlink out of the stream is a BundleError.
     """
     base = Path(stream)
-    found = [p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".") and is_bundle(p)]
+    found = [
+        version_dir(base, p.name, where=f"{base}: version directory")
+        for p in base.iterdir()
+        if not p.name.startswith(".") and p.is_dir() and is_bundle(p)
+    ]
     history = base / HISTORY
     order = {n: i for i, n in enumerate(history.read_text().split())} if history.is_file() else {}
     return sorted(found, key=lambda p: (p.name in order, order.get(p.name, 0), p.name))
@@ -70,7 +87,7 @@ def current(path: str | Path) -> ModelVersion:
     pointer = base / POINTER
     if pointer.is_file():
         name = pointer.read_text().strip()
-        target = base / name
+        target = version_dir(base, name, where=f"{pointer} names version")
         if not is_bundle(target):
             raise BundleError(f"{pointer} names {name!r}, which is not a complete bundle in {base}")
         return ModelVersion(target, _manifest_version(target))
@@ -83,50 +100,59 @@ def current(path: str | Path) -> ModelVersion:
 def point_to(stream: str | Path, name: str) -> None:
     """Move the LATEST pointer atomically (write a temp file, then rename over the old one)."""
     base = Path(stream)
-    if not is_bundle(base / name):
-        raise BundleError(f"{base / name} is not a complete bundle; the pointer was not moved")
+    target = version_dir(base, name, where=f"{base}: version to serve")
+    if not is_bundle(target):
+        raise BundleError(f"{target} is not a complete bundle; the pointer was not moved")
     tmp = base / f".{POINTER}.{uuid.uuid4().hex[:8]}"
     tmp.write_text(name + "\n")
     os.replace(tmp, base / POINTER)
 
 
-def publish(bundle: str | Path, stream: str | Path, name: str | None = None) -> Path:
-    """Copy a bundle into the stream as a new version and point LATEST at it; returns its directory."""
+def publish(
+    bundle: str | Path, stream: str | Path, name: str | None = None, verdict: dict[str, Any] | None = None
+) -> Path:
+    """Copy a bundle into the stream as a new version and point LATEST at it; returns its directory.
+
+    `verdict` (`recforge.bundle.verdict.gate_verdict`) is recorded in the copy's manifest; without
+    one the copy carries none, whatever the source bundle's manifest said.
+    """
     source = Path(bundle)
     if not is_bundle(source):
         raise BundleError(f"{source} is not a bundle ({MANIFEST} is missing)")
     base = Path(stream)
     base.mkdir(parents=True, exist_ok=True)
-    name = name or _manifest_version(source)
-    target = base / name
-    if target.exists():
+    where = "version name" if name else f"{source / MANIFEST}: version"
+    target = version_dir(base, name or _manifest_version(source), where=where)
+    if os.path.lexists(target):
         raise BundleError(f"{target} already exists: a published version is never overwritten")
-    tmp = base / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = base / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     shutil.copytree(source, tmp)
+    manifest = read_manifest(tmp)
+    manifest.pop(GATE, None)
+    (tmp / MANIFEST).write_text(json.dumps({**manifest, **({GATE: verdict} if verdict else {})}, indent=1))
     os.replace(tmp, target)
-    announce(base, name)
+    announce(base, target.name)
     return target
 
 
 def announce(stream: str | Path, name: str) -> None:
     """Make a version already written into the stream directory the served one (HISTORY, then LATEST)."""
     base = Path(stream)
+    version_dir(base, name, where=f"{base}: version to announce")
     with (base / HISTORY).open("a") as history:
         history.write(name + "\n")
     point_to(base, name)
 
 
-def _parents(bundle: Path) -> list[str]:
-    """The versions a delta version is built on (parent first, base last); [] for a full bundle."""
-    chain: list[str] = []
-    manifest = json.loads((bundle / MANIFEST).read_text())
-    while manifest.get("kind") == "delta" and manifest.get("parent"):
-        chain.append(str(manifest["parent"]))
-        parent = bundle.parent / chain[-1]
-        if not is_bundle(parent):
-            break
-        manifest = json.loads((parent / MANIFEST).read_text())
-    return chain
+def _chain_names(version: Path) -> list[str]:
+    """`version` and the versions it is built on that exist; a broken chain is logged and cut, never followed."""
+    names = [version.name]
+    try:
+        for parent in delta_parents(version):
+            names.append(parent.name)
+    except BundleError as exc:
+        log.warning("prune keeps %s and the part of its chain before this problem: %s", names, exc)
+    return names
 
 
 def prune(stream: str | Path, keep: int) -> list[str]:
@@ -136,7 +162,7 @@ def prune(stream: str | Path, keep: int) -> list[str]:
     kept = found[max(len(found) - keep, 0) :]
     if found:
         kept.append(current(base).path)
-    needed = {p.name for p in kept} | {name for p in kept for name in _parents(p)}
+    needed = {name for p in kept for name in _chain_names(p)}
     doomed = [p for p in found if p.name not in needed]
     for path in doomed:
         tmp = base / f".{path.name}.deleting-{uuid.uuid4().hex[:8]}"
@@ -145,18 +171,37 @@ def prune(stream: str | Path, keep: int) -> list[str]:
     return [p.name for p in doomed]
 
 
-def rollback(stream: str | Path, to: str | None = None) -> str:
-    """Point LATEST at `to`, or at the version published before the current one; returns its name."""
+def rollback(stream: str | Path, to: str | None = None, force: bool = False) -> str:
+    """Point LATEST at `to`, or at the newest version before the current one; returns its name.
+
+    Only a version whose recorded gate verdict passed is served; `force` serves any (and logs so).
+    """
     base = Path(stream)
-    names = [p.name for p in versions(base)]
+    found = versions(base)
     now = current(base).path.name
     if to is None:
-        older = names[: names.index(now)] if now in names else []
+        names = [p.name for p in found]
+        older = found[: names.index(now)] if now in names else []
         if not older:
             raise BundleError(f"{base}: {now} is the oldest version kept; there is nothing to roll back to")
-        to = older[-1]
-    point_to(base, to)
-    return to
+        passed = older if force else [p for p in older if passed_gate(p)]
+        if not passed:
+            raise BundleError(
+                f"{base}: none of the versions before {now} ({', '.join(p.name for p in older)}) passed the gate; "
+                "there is nothing to roll back to\n  fix: roll back with --to NAME --force to serve one anyway"
+            )
+        target = passed[-1]
+    else:
+        target = version_dir(base, to, where=f"{base}: rollback --to")
+        if not is_bundle(target):
+            raise BundleError(f"{target} is not a complete bundle; see `recforge model list {base}`")
+        if not force:
+            require_passed(target)
+    problem = why_not_served(target)
+    if problem:
+        log.warning("rolling back with --force to a version that is not known to have passed the gate: %s", problem)
+    point_to(base, target.name)
+    return target.name
 
 
 def record_rejection(stream: str | Path, version: str, reasons: list[str], metrics: dict[str, object]) -> None:

@@ -34,6 +34,7 @@ from recforge.features.base import (
     TransformContext,
     TransformReport,
 )
+from recforge.paths import inside
 from recforge.schema import FieldSpec, InputSchema, TableSpec
 
 log = logging.getLogger(__name__)
@@ -250,10 +251,10 @@ class FeatureSet:
         path.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, dict[str, str]] = {}
         for name, state in self.states.items():
-            for key, array in state.arrays.items():
-                file = f"feature.{name}.{key}.arrow"
+            for i, (key, array) in enumerate(state.arrays.items()):
+                file = f"feature.{name}.{i}.arrow"  # keys may hold data column names: the file name must not
                 with (
-                    pa.OSFile(str(path / file), "wb") as sink,
+                    pa.OSFile(str(inside(path, file, where=f"feature {name!r} state array file")), "wb") as sink,
                     pa.ipc.new_file(sink, pa.schema([("v", array.type)])) as writer,
                 ):
                     writer.write_table(pa.table({"v": array}))
@@ -289,10 +290,14 @@ class FeatureSet:
         for name, params in doc["states"].items():
             arrays = {}
             for key, array_file in doc["arrays"].get(name, {}).items():
-                with pa.OSFile(str(path / array_file), "rb") as source:
+                where = f"{file}: arrays.{name}.{key}"
+                with pa.OSFile(str(inside(path, array_file, where=where, fix=_ARRAY_FIX)), "rb") as source:
                     arrays[key] = pa.ipc.open_file(source).read_all().column("v").combine_chunks()
             fs.states[name] = FeatureState(params=params, arrays=arrays)
         return fs
+
+
+_ARRAY_FIX = "array files lie in the features directory itself (feature.NAME.N.arrow); re-export the bundle"
 
 
 def _column_numpy(table: pa.Table, name: str, source: str) -> np.ndarray:

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from recforge.bundle.bundle import MANIFEST, new_version
-from recforge.bundle.stream import announce, prune
+from recforge.bundle.stream import announce, prune, version_dir
+from recforge.bundle.verdict import GATE, gate_verdict
 from recforge.config.online import FtrlJobConfig
 from recforge.data.streams import Position, StreamBatch, StreamSource, open_source
 from recforge.online.ftrl import FTRLProximal
@@ -132,17 +133,21 @@ class FtrlStreamJob:
             self.window = ProgressiveMetrics()
             return
         name = new_version()
+        target = version_dir(self.models, name, where="FTRL version")
         tmp = self.models / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
         self.model.save(tmp)
+        metrics = {"progressive_auc": auc, "progressive_logloss": self.window.logloss(), "rows": self.window.n}
         manifest = {
             "format": FTRL_FORMAT,
             "version": name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "stream": {"position": self.position.to_json(), "samples": self.model.n_learned},
-            "metrics": {"progressive_auc": auc, "progressive_logloss": self.window.logloss(), "rows": self.window.n},
+            "metrics": metrics,
+            # the job's gate is its progressive-AUC floor (`min_auc`); a version under it is held, never written
+            GATE: gate_verdict(True, [], {**metrics, "min_auc": floor}, judge="recforge stream ftrl"),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, self.models / name)
+        os.replace(tmp, target)
         announce(self.models, name)
         prune(self.models, self.cfg.keep)
         self.published.append(name)

@@ -42,7 +42,8 @@ import torch
 from recforge.bundle import Bundle, load_bundle, save_bundle
 from recforge.bundle.bundle import MANIFEST, new_version
 from recforge.bundle.delta import save_delta_version
-from recforge.bundle.stream import announce, current, prune, record_rejection, versions
+from recforge.bundle.stream import announce, current, prune, record_rejection, version_dir, versions
+from recforge.bundle.verdict import GATE
 from recforge.config import PipelineConfig
 from recforge.config.tasks import is_multitask
 from recforge.data.readers import read_table
@@ -411,11 +412,11 @@ class StreamTrainer:
 
     def _write(self, cand: Candidate, result: GateResult) -> None:
         metrics = {"gate": result.metrics, "serving": result.serving}
-        extra = {"stream": cand.progress}
+        extra = {"stream": cand.progress, GATE: result.verdict("recforge stream train")}
         name = str(cand.bundle.manifest["version"])
         if self.serving is None or self.chain_length >= self.online.full_every or not self._serving_is_own():
             target = save_bundle(
-                self.models / name,
+                version_dir(self.models, name, where="candidate version"),
                 self.cfg,
                 cand.bundle.features,
                 cand.bundle.model,

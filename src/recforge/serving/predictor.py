@@ -38,7 +38,7 @@ import torch
 
 from recforge.batch import Bag, Batch
 from recforge.bundle import Bundle, load_bundle, rank_score
-from recforge.bundle.bundle import apply_version_delta, read_bundle_manifest
+from recforge.bundle.bundle import apply_version_delta, delta_parents, read_bundle_manifest
 from recforge.errors import BundleError, DataError, RecforgeError
 from recforge.features import Feature, FeatureSet, TransformReport
 from recforge.features.base import BagOutput, DenseOutput, IdOutput, Output, TransformContext
@@ -345,21 +345,17 @@ class Predictor:
         are not reloaded; None when `version_dir` is not a delta chain on top of this version.
         """
         path = Path(version_dir)
-        chain: list[tuple[Path, dict[str, Any]]] = []
-        while True:
-            manifest = read_bundle_manifest(path)
-            if manifest.get("kind") != "delta":
-                return None
-            chain.append((path, manifest))
-            if manifest.get("parent") == self.version:
+        steps = [path]
+        for parent in delta_parents(path):  # names checked, cycles and missing parents refused
+            if parent.name == self.version:
                 break
-            path = path.parent / str(manifest["parent"])
-            if not path.is_dir():
-                return None
+            steps.append(parent)
+        else:
+            return None  # the chain reaches its full version without passing the one served here
         own = self._bundle
         bundle = Bundle(own.path, own.config, own.features, copy.deepcopy(own.model), dict(own.manifest))
-        for step, manifest in reversed(chain):
-            bundle = apply_version_delta(bundle, step, manifest)
+        for step in reversed(steps):
+            bundle = apply_version_delta(bundle, step, read_bundle_manifest(step))
         return Predictor(bundle, backend=self.backend_name, threads=self.threads, rank_by=self.rank_by)
 
     # -------------------------------------------------------------- identity

@@ -17,7 +17,9 @@ import pyarrow as pa
 import torch
 
 from recforge.bundle import Bundle, load_bundle, task_scores
-from recforge.bundle.stream import current, prune, publish, record_rejection, versions
+from recforge.bundle.bundle import MANIFEST
+from recforge.bundle.stream import current, prune, publish, record_rejection, version_dir, versions
+from recforge.bundle.verdict import gate_verdict
 from recforge.config.gate import GateConfig
 from recforge.config.tasks import pipeline_tasks
 from recforge.errors import DataError
@@ -35,6 +37,10 @@ class GateResult:
     serving: dict[str, float] = field(default_factory=dict)
     published: Path | None = None
     pruned: list[str] = field(default_factory=list)
+
+    def verdict(self, judge: str) -> dict[str, Any]:
+        """What the published version's manifest records (`gate`), so rollback knows it passed."""
+        return gate_verdict(self.passed, self.reasons, self.metrics, judge=judge, serving=self.serving)
 
 
 def holdout_metrics(bundle: Bundle, holdout: pa.Table) -> tuple[dict[str, float], np.ndarray]:
@@ -106,6 +112,7 @@ def publish_gated(
     """
     candidate = load_bundle(bundle_dir)
     base = Path(stream)
+    version_dir(base, candidate.version, where=f"{Path(bundle_dir) / MANIFEST}: version")  # refused before judging
     serving = load_bundle(current(base).path) if base.is_dir() and versions(base) else None
     result = judge(candidate, holdout, rules, serving)
     if hold:
@@ -116,7 +123,7 @@ def publish_gated(
         record_rejection(base, result.version, result.reasons, public)
         log.warning("version %s rejected by the gate: %s", result.version, "; ".join(result.reasons))
         return result
-    result.published = publish(bundle_dir, base)
+    result.published = publish(bundle_dir, base, verdict=result.verdict("recforge model publish"))
     result.pruned = prune(base, rules.keep)
     log.info("version %s passed the gate and is published (auc %.4f)", result.version, result.metrics.get("auc", 0))
     return result
