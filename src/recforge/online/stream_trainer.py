@@ -42,6 +42,7 @@ import torch
 from recforge.bundle import Bundle, load_bundle, save_bundle
 from recforge.bundle.bundle import MANIFEST, new_version
 from recforge.bundle.delta import save_delta_version
+from recforge.bundle.drift_status import read_drift_status, take_clear_request, write_drift_status
 from recforge.bundle.stream import announce, current, prune, record_rejection, versions
 from recforge.config import PipelineConfig
 from recforge.config.tasks import is_multitask
@@ -53,7 +54,6 @@ from recforge.features import FeatureSet
 from recforge.models import build_model
 from recforge.models.registry import model_trainer
 from recforge.online.drift import DriftConfig, DriftMonitor, WindowReport
-from recforge.online.status import read_drift_status, take_clear_request, write_drift_status
 from recforge.train.gate import GateResult, judge
 from recforge.train.metrics import auc
 from recforge.train.trainer import Trainer, checkpoint_exists
