@@ -62,7 +62,7 @@ def _check_sequence(cfg: PipelineConfig, f: Any, kinds: dict[str, str], where: W
             file=where.file,
         )
     of = next(c for c in cfg.features if c.name == f.of)
-    if of.hash_buckets is None and f.dim not in (None, of.dim):
+    if of.kind == "id" and of.hash_buckets is None and f.dim not in (None, of.dim):
         raise ConfigError(
             where.path,
             f"dim {f.dim} differs from {f.of}'s; a sequence shares its table",
