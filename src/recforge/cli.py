@@ -321,7 +321,7 @@ def stream_clear_drift(
     models: Path = typer.Argument(..., help="Model stream directory the trainer publishes to."),
 ) -> None:
     """Lower a raised drift alarm: the trainer resumes publishing at its next batch."""
-    from recforge.online.status import read_drift_status, request_clear
+    from recforge.bundle.drift_status import read_drift_status, request_clear
 
     status = read_drift_status(models)
     request_clear(models)

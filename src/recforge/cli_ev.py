@@ -51,7 +51,7 @@ def inspect(
     import pyarrow.parquet as pq
 
     from recforge.bundle import load_bundle
-    from recforge.embedding.inspect import inspect_embedding
+    from recforge.pipeline.ev_inspect import inspect_embedding
 
     loaded = load_bundle(bundle)
     table, summary = inspect_embedding(loaded.model, loaded.features, feature, top=top)
@@ -80,7 +80,7 @@ def collisions(
 ) -> None:
     """Share of distinct ids that share their bucket (or, with --hashes k, their k-bucket signature)."""
     from recforge.data.readers import read_table
-    from recforge.embedding.inspect import collision_rates
+    from recforge.pipeline.ev_inspect import collision_rates
 
     rates = collision_rates(read_table(path, columns=[column])[column], buckets, hashes)
     rows = rates.to_pylist()

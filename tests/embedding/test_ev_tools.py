@@ -20,10 +20,10 @@ from recforge.bundle import load_bundle, score_table
 from recforge.config import build_config
 from recforge.config.features import MultiHashStorage
 from recforge.embedding import DynamicTable, MultiHashTable
-from recforge.embedding.inspect import colliding, collision_rates, inspect_embedding
 from recforge.embedding.multi_hash import bucket_indices
 from recforge.errors import ConfigError, FeatureError
 from recforge.features import FeatureSet
+from recforge.pipeline.ev_inspect import colliding, collision_rates, inspect_embedding
 from recforge.pipeline.rank import RunResult
 
 from support import small_synthetic
@@ -119,7 +119,7 @@ def test_multi_hash_buckets_are_independent_and_match_static_hashing() -> None:
     b = bucket_indices(keys, 1000, 3)
     assert b.shape == (100_000, 3) and b.min() >= 0 and b.max() < 1000
     assert np.mean(b[:, 0] == b[:, 1]) < 0.005  # independent hashes agree about 1/B of the time
-    from recforge.features.arrow_ops import hash_values
+    from recforge.hashing import hash_values
 
     assert np.array_equal(b[:, 0], (hash_values(pa.array(keys)) % np.uint64(1000)).astype(np.int64))
     for combine, width in (("sum", 8), ("mean", 8), ("concat", 4)):

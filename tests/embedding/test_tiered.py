@@ -21,9 +21,9 @@ from recforge.config import build_config
 from recforge.config.features import DynamicStorage
 from recforge.embedding import DynamicTable, EmbeddingCollection
 from recforge.embedding.delta import apply_delta, load_base, mark_clean, save_base, save_delta
-from recforge.embedding.inspect import _inspect_dynamic
 from recforge.embedding.tiered import TieredTable
 from recforge.errors import ConfigError
+from recforge.pipeline.ev_inspect import _inspect_dynamic
 from recforge.state_io import load_state, save_state
 
 from support import small_synthetic

@@ -16,13 +16,13 @@ import redis
 import torch
 
 from recforge.bundle import load_bundle
+from recforge.bundle.drift_status import read_drift_status, request_clear
 from recforge.bundle.stream import current, rejections, rollback, versions
 from recforge.config import build_config
 from recforge.config.schema import SyntheticConfig
 from recforge.config.serving import ServingConfig
 from recforge.data.streams import produce
 from recforge.data.synthetic import generate_synthetic
-from recforge.online.status import read_drift_status, request_clear
 from recforge.online.stream_trainer import StreamTrainer, row_digest
 from recforge.serving.service import build_service
 

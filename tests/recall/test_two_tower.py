@@ -18,7 +18,7 @@ from recforge.recall.channels.base import CHANNELS, FitContext, Query, RecallCha
 from recforge.recall.channels.two_tower import DSSMChannel, YouTubeDNNChannel
 from recforge.recall.interactions import Interactions, RecallData, Vocab
 from recforge.recall.metrics import topk_metrics
-from recforge.train.retrieval import candidate_log_q, softmax_logits
+from recforge.recall.retrieval import candidate_log_q, softmax_logits
 
 N_USERS, N_ITEMS, N_CLUSTERS, PER_USER = 400, 200, 8, 25
 FEATURES = TypeAdapter(list[FeatureConfig]).validate_python(

@@ -153,12 +153,7 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
     n_u, n_i, n_c, n = cfg.n_users, cfg.n_items, cfg.n_categories, cfg.n_impressions
     users = _users(rng, n_u)
     items = _items(rng, n_i, n_c)
-    cat_vec = rng.normal(0.0, 1.0, (n_c, LATENT_DIM))
-    affinity = (
-        rng.normal(0.0, SD_AFFINITY[0], (1, 2, n_c))
-        + rng.normal(0.0, SD_AFFINITY[1], (5, 1, n_c))
-        + rng.normal(0.0, SD_AFFINITY[2], (5, 2, n_c))
-    )
+    cat_vec, affinity = _category_effects(rng, n_c)
     position_bias = -0.35 * np.log(np.arange(1, N_POSITIONS + 1))
 
     u = rng.choice(n_u, size=n, p=users.activity / users.activity.sum())
@@ -206,9 +201,27 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
     impressions = pa.table(columns)
     for k, values in enumerate(noise_columns(cfg.seed, cfg.noise_columns, n), start=1):
         impressions = impressions.append_column(f"noise_{k}", pa.array(values[order]))
+    user_table, item_table = _entity_tables(users, items)
+    log.info("synthetic world: %d users, %d items, %d impressions, ctr %.4f", n_u, n_i, n, click.mean())
+    return RawTables(behavior=impressions, users=user_table, items=item_table, origin=f"synthetic(seed={cfg.seed})")
+
+
+def _category_effects(rng: np.random.Generator, n_c: int) -> tuple[np.ndarray, np.ndarray]:
+    """Category vectors (matched by user interests) and affinity by (age band, gender, category)."""
+    cat_vec = rng.normal(0.0, 1.0, (n_c, LATENT_DIM))
+    affinity = (
+        rng.normal(0.0, SD_AFFINITY[0], (1, 2, n_c))
+        + rng.normal(0.0, SD_AFFINITY[1], (5, 1, n_c))
+        + rng.normal(0.0, SD_AFFINITY[2], (5, 2, n_c))
+    )
+    return cat_vec, affinity
+
+
+def _entity_tables(users: _Users, items: _Items) -> tuple[pa.Table, pa.Table]:
+    """The user and item tables (ids from 1) of the world's users and items."""
     user_table = pa.table(
         {
-            "user_id": np.arange(1, n_u + 1),
+            "user_id": np.arange(1, len(users.age) + 1),
             "age": users.age,
             "gender": pa.array(np.where(users.gender == 1, "M", "F"), pa.string()),
             "city_tier": users.tier + 1,
@@ -216,14 +229,13 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
     )
     item_table = pa.table(
         {
-            "item_id": np.arange(1, n_i + 1),
+            "item_id": np.arange(1, len(items.price) + 1),
             "category_id": items.category + 1,
             "brand_id": items.brand + 1,
             "price": items.price,
         }
     )
-    log.info("synthetic world: %d users, %d items, %d impressions, ctr %.4f", n_u, n_i, n, click.mean())
-    return RawTables(behavior=impressions, users=user_table, items=item_table, origin=f"synthetic(seed={cfg.seed})")
+    return user_table, item_table
 
 
 def _interest_phases(

@@ -56,7 +56,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from recforge.embedding.dynamic import SLOT_ARRAYS, STATE, DynamicTable
+from recforge.embedding.dynamic.state import SLOT_ARRAYS, STATE
+from recforge.embedding.dynamic.table import DynamicTable
 from recforge.errors import BundleError
 
 FORMAT = "recforge.delta/1"

@@ -18,7 +18,7 @@ from torch import nn
 
 from recforge.config.features import MultiHashStorage
 from recforge.embedding.tables import TABLES, init_rows
-from recforge.features.arrow_ops import splitmix64
+from recforge.hashing import splitmix64
 from recforge.schema import TableSpec
 
 MAX_HASHES = 8

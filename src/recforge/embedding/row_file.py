@@ -10,9 +10,22 @@ still go through the table's state_dict.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+COPY_CHUNK = 1 << 16  # records per chunk when whole arrays move into the file
+
+
+def record_dtype(dim: int, adam: bool) -> np.dtype:
+    """One dynamic-table row as a record: vector, optimizer state (Adam moments when `adam`), counters."""
+    fields: list[tuple[str, type, tuple[int, ...]]] = [("weight", np.float32, (dim,))]
+    if adam:
+        fields += [("opt_m", np.float32, (dim,)), ("opt_v", np.float32, (dim,))]
+    fields += [("opt_sum", np.float32, ()), ("freq", np.int64, ()), ("last_step", np.int64, ())]
+    fields += [("opt_steps", np.int64, ())]
+    return np.dtype(fields, align=True)
 
 
 class RowFile:
@@ -45,6 +58,17 @@ class RowFile:
         os.truncate(self.path, capacity * self.dtype.itemsize)
         self.capacity = capacity
         self._map()  # views of the old mapping stay valid: the file only grew
+
+    def fill(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Write whole per-slot arrays, one per record field, chunk by chunk (never a second full copy in
+        RAM); an empty array (Adam moments a table never used) leaves its field zero."""
+        for start in range(0, self.capacity, COPY_CHUNK):
+            stop = min(start + COPY_CHUNK, self.capacity)
+            chunk = np.zeros(stop - start, dtype=self.dtype)
+            for name in self.dtype.names or ():
+                if arrays[name].shape[0]:
+                    chunk[name] = arrays[name][start:stop]
+            self.rows[start:stop] = chunk
 
     def read(self, slots: np.ndarray) -> np.ndarray:
         """Records of `slots` (a copy)."""

@@ -8,11 +8,9 @@ updates rows (lookups, the fused optimizer) runs on them unchanged.
 
 A lookup (training or serving: both read through the tiers) first resolves ids to slots exactly as a
 DynamicTable does (same index, admission, slot numbers), then maps slots to hot rows: cold slots are
-promoted in one batch (one gather from the file), taking free hot rows; when those run out, the
-coldest 1/16 of the hot rows (policy `lfu`: lowest training freq, then least recent; `lru`: least
-recently read) are demoted at once, writing back the ones changed since promotion. Demoting in
-chunks keeps the O(hot rows) victim selection off most steps. Rows a lookup reads are held hot until
-its backward has applied their update.
+promoted in one batch (one gather from the file), taking free hot rows; when those run out, a chunk
+of the coldest hot rows (`tier_policy`: `lfu` or `lru`) is demoted at once, writing back the ones
+changed since promotion. Rows a lookup reads are held hot until its backward has applied their update.
 
 Not in the budget: the key directory every table keeps in RAM for every id (the open-addressing index,
 16 bytes per cell at load <= 1/2, plus slot keys, alive flag, slot -> hot row map and the delta dirty
@@ -36,16 +34,16 @@ import numpy as np
 import torch
 
 from recforge.config.features import DynamicStorage, TierStorage
-from recforge.embedding.dynamic import SLOT_ARRAYS, STATE, DynamicTable, _read
-from recforge.embedding.row_file import RowFile
+from recforge.embedding.dynamic.optimizer import check_optimizer
+from recforge.embedding.dynamic.state import SLOT_ARRAYS, STATE, checked_state
+from recforge.embedding.dynamic.table import DynamicTable
+from recforge.embedding.row_file import RowFile, record_dtype
 from recforge.embedding.tables import init_rows
+from recforge.embedding.tier_policy import coldest, coldness, demotion_count
 from recforge.errors import ConfigError
 
-DEMOTE_SHARE = 16  # demote at least 1/16 of the hot rows when room is short
-SAMPLE = 1024  # scores sampled to find the demotion cut-off
 DIRECTORY = ("alive", "slot_keys")  # per-slot arrays that stay in RAM (the rest are hot rows / records)
 BOOKKEEPING_BYTES = 8 + 8 + 8 + 4 + 1 + 1  # per hot row: its slot, stamp, free-stack entry, pins, busy, dirty
-COPY_CHUNK = 1 << 16  # rows per chunk when a whole table moves into the row file
 
 
 class TieredTable(DynamicTable):
@@ -73,12 +71,7 @@ class TieredTable(DynamicTable):
 
     # ------------------------------------------------------------------ layout
     def _record_dtype(self) -> np.dtype:
-        fields: list[tuple[str, Any, tuple[int, ...]]] = [("weight", np.float32, (self.dim,))]
-        if self.adam_state:
-            fields += [("opt_m", np.float32, (self.dim,)), ("opt_v", np.float32, (self.dim,))]
-        fields += [("opt_sum", np.float32, ()), ("freq", np.int64, ()), ("last_step", np.int64, ())]
-        fields += [("opt_steps", np.int64, ())]
-        return np.dtype(fields, align=True)
+        return record_dtype(self.dim, self.adam_state)
 
     @property
     def row_fields(self) -> tuple[str, ...]:
@@ -97,15 +90,7 @@ class TieredTable(DynamicTable):
         dtype = self._record_dtype()
         self._files += 1
         new = RowFile(self.directory / f"rows-{self._files}.bin", dtype, capacity)
-        names = dtype.names or ()
-        for start in range(0, capacity, COPY_CHUNK):  # chunked: never a second full copy in RAM
-            stop = min(start + COPY_CHUNK, capacity)
-            chunk = np.zeros(stop - start, dtype=dtype)
-            for name in names:
-                value = arrays[name]
-                if value.shape[0]:  # opt_m / opt_v absent from the arrays: zero, as a grown table's
-                    chunk[name] = value[start:stop].numpy()
-            new.rows[start:stop] = chunk
+        new.fill({name: arrays[name].numpy() for name in dtype.names or ()})
         old = getattr(self, "file", None)
         self.file = new
         if old is not None:  # after the copy: `arrays` may be views of the old file
@@ -175,8 +160,7 @@ class TieredTable(DynamicTable):
         return self._cache_slot[self._cache_slot >= 0]
 
     def configure_optimizer(self, kind: str, lr: float) -> None:
-        if kind not in ("rowwise_adagrad", "sparse_adam", "dense_adam"):
-            raise ValueError(f"dynamic tables support rowwise_adagrad, sparse_adam, dense_adam, not {kind!r}")
+        check_optimizer(kind)
         self.optimizer, self.lr = kind, lr
         if kind != "rowwise_adagrad" and not self.adam_state:  # records gain opt_m / opt_v (zeros)
             arrays = {name: self.slot_array(name) for name in SLOT_ARRAYS}
@@ -194,11 +178,16 @@ class TieredTable(DynamicTable):
 
     def flush(self) -> None:
         """Write every changed hot row back to the row file (they stay hot)."""
-        rows = np.flatnonzero(self._hot_dirty)
-        if len(rows):
-            self.file.write(self._cache_slot[rows], self._records(rows))
-            self._hot_dirty[rows] = False
-            self.written_back += len(rows)
+        self._write_back(np.flatnonzero(self._hot_dirty))
+
+    def _write_back(self, rows: np.ndarray) -> None:
+        """Write the changed ones of hot `rows` to their records, in slot order (neighbours share pages)."""
+        dirty = rows[self._hot_dirty[rows]]
+        if len(dirty):
+            dirty = dirty[np.argsort(self._cache_slot[dirty])]
+            self.file.write(self._cache_slot[dirty], self._records(dirty))
+            self._hot_dirty[dirty] = False
+            self.written_back += len(dirty)
 
     # --------------------------------------------------------------- hot tier
     def _records(self, rows: np.ndarray) -> np.ndarray:
@@ -225,34 +214,13 @@ class TieredTable(DynamicTable):
                 f"{self.hot_rows - available + short} of them in RAM at once",
                 fix=f"raise ram_bytes to at least {(self.hot_rows - available + short) * self.row_bytes()}",
             )
-        count = min(available, max(short, self.hot_rows // DEMOTE_SHARE))
-        victims = movable if count == available else movable[self._coldest(movable, count, short)]
-        dirty = victims[self._hot_dirty[victims]]
-        if len(dirty):
-            dirty = dirty[np.argsort(self._cache_slot[dirty])]  # slot order: neighbouring records share pages
-            self.file.write(self._cache_slot[dirty], self._records(dirty))
-            self._hot_dirty[dirty] = False
-            self.written_back += len(dirty)
-        self._drop(victims)
-        self.demoted += len(victims)
-
-    def _coldest(self, movable: np.ndarray, count: int, short: int) -> np.ndarray:
-        """Positions in `movable` of about `count` (at least `short`) of the coldest rows by the policy.
-
-        The cut-off is the matching quantile of a sample of SAMPLE scores, then one pass picks the rows
-        at or below it (an exact argpartition over every hot row costs ~3 ms per 75k rows on this CPU).
-        """
-        stamp = self._stamp[movable]
-        if self.tier.policy == "lru":
-            score = stamp.astype(np.float64)
-        else:  # lfu: training freq first, recency breaks ties (a fraction below 1)
-            score = self.freq.numpy()[movable] + stamp / (self._tick + 1.0)
-        sample = score[self._rng.integers(0, len(score), SAMPLE)]
-        k = min(SAMPLE - 1, int(np.ceil(count / len(score) * SAMPLE)))
-        picked = np.flatnonzero(score <= np.partition(sample, k)[k])
-        if len(picked) < short:  # an unlucky sample: exact
-            return np.argpartition(score, count - 1)[:count]  # type: ignore[no-any-return]
-        return picked[:count]
+        count = demotion_count(available, short, self.hot_rows)
+        if count < available:
+            score = coldness(self.tier.policy, self._stamp[movable], self.freq.numpy()[movable], self._tick)
+            movable = movable[coldest(score, count, short, self._rng)]
+        self._write_back(movable)
+        self._drop(movable)
+        self.demoted += len(movable)
 
     def _drop(self, rows: np.ndarray) -> None:
         """Hot rows back onto the free stack (their slots read from the file again)."""
@@ -308,7 +276,7 @@ class TieredTable(DynamicTable):
         if len(wanted) <= half:
             rows = slots.clone()
             rows[hit] = torch.from_numpy(self._promote(wanted))
-            return _read(self, rows)
+            return self.read(rows)
         distinct, inverse = np.unique(wanted, return_inverse=True)
         vectors = torch.empty(len(distinct), self.dim)
         for start in range(0, len(distinct), half):
@@ -390,10 +358,7 @@ class TieredTable(DynamicTable):
         slots = torch.nonzero(victims).squeeze(1).numpy()
         rows = self._slot_row[slots]
         rows = rows[rows >= 0]
-        dirty = rows[self._hot_dirty[rows]]
-        if len(dirty):  # a dead slot keeps its last values, as in a DynamicTable
-            self.file.write(self._cache_slot[dirty], self._records(dirty))
-            self._hot_dirty[dirty] = False
+        self._write_back(rows)  # a dead slot keeps its last values, as in a DynamicTable
         self._drop(rows)
         super()._remove(victims)
 
@@ -414,24 +379,8 @@ class TieredTable(DynamicTable):
         error_msgs: list[str],
     ) -> None:
         """Every per-slot array goes to a new row file (the hot tier starts empty); the rest replaces in RAM."""
-        arrays: dict[str, torch.Tensor] = {}
-        for name in STATE:
-            key = prefix + name
-            if key not in state_dict:
-                missing_keys.append(key)
-                continue
-            value = state_dict[key]
-            template = super().slot_array(name) if name not in SLOT_ARRAYS else self._template(name)
-            if value.dtype != template.dtype or value.shape[1:] != template.shape[1:]:
-                error_msgs.append(
-                    f"{key}: {tuple(value.shape)} {value.dtype} does not fit {tuple(template.shape)} {template.dtype}"
-                )
-                continue
-            arrays[name] = value
-        if strict:
-            unexpected_keys.extend(
-                k for k in state_dict if k.startswith(prefix) and k[len(prefix) :].split(".")[0] not in STATE
-            )
+        problems = (missing_keys, unexpected_keys, error_msgs)
+        arrays = checked_state(state_dict, prefix, self._template, strict, problems)
         if len(arrays) != len(STATE):
             return
         for name in STATE:
@@ -443,7 +392,7 @@ class TieredTable(DynamicTable):
             self._reindex()
 
     def _template(self, name: str) -> torch.Tensor:
-        """An empty tensor with the dtype and trailing shape of slot array `name`."""
-        if name in DIRECTORY:
+        """An empty tensor with the dtype and trailing shape of state array `name`."""
+        if name not in SLOT_ARRAYS or name in DIRECTORY:
             return super().slot_array(name)
         return torch.zeros(0, self.dim) if name in ("weight", "opt_m", "opt_v") else super().slot_array(name)[:0]

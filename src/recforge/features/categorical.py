@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from recforge.config.features import IdFeatureConfig, TagFeatureConfig
 from recforge.errors import DataError, FeatureError
-from recforge.features.arrow_ops import as_list, column, flatten, hash_values, pad_rows
+from recforge.features.arrow_ops import as_list, column, flatten, pad_rows
 from recforge.features.base import (
     FEATURE_KINDS,
     BagOutput,
@@ -20,6 +20,7 @@ from recforge.features.base import (
     TransformContext,
     TransformReport,
 )
+from recforge.hashing import hash_values
 from recforge.schema import FieldSpec, TableSpec
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from recforge.config.features import CrossFeatureConfig
-from recforge.features.arrow_ops import as_list, column, combine_hashes, flatten, hash_values, pad_rows
+from recforge.features.arrow_ops import as_list, column, flatten, pad_rows
 from recforge.features.base import (
     FEATURE_KINDS,
     BagOutput,
@@ -19,6 +19,7 @@ from recforge.features.base import (
     TransformReport,
 )
 from recforge.features.numeric import NumberFeature, apply_numeric
+from recforge.hashing import combine_hashes, hash_values
 from recforge.schema import FieldSpec, TableSpec
 
 

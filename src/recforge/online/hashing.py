@@ -34,7 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recforge.errors import ConfigError, DataError
-from recforge.features.arrow_ops import column, combine_hashes, hash_values, splitmix64
+from recforge.features.arrow_ops import column
+from recforge.hashing import combine_hashes, hash_values, splitmix64
 
 BIAS = "__bias__"
 

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from recforge.bundle import load_bundle
+from recforge.bundle import Bundle, load_bundle
 from recforge.bundle.stream import current
 from recforge.config.tasks import is_multitask
 from recforge.data.readers import read_schema, read_table
@@ -47,6 +47,28 @@ def feature_importance(
     dropout: DropoutOptions | None = None,
 ) -> ImportanceRun:
     """Permutation importance (and dropout rates when `dropout` is given) of a bundle on up to `rows` rows."""
+    bundle = _measurable_bundle(bundle_dir, data)
+    label = bundle.config.data.label
+    columns = list(dict.fromkeys([*bundle.features.input_columns(), label]))
+    table = read_table(data, columns=columns)
+    if table.num_rows == 0:
+        raise DataError(f"{data}: no rows to measure importance on")
+    batch = bundle.features.transform(sample(table, rows, seed), source=data)
+    schema = bundle.features.schema()
+    baseline, fields = permutation_importance(bundle.model, batch, schema, label, repeats=repeats, seed=seed)
+    if dropout is not None:
+        fields = with_drop_rates(fields, dropout_rates(bundle.model, batch, schema, label, dropout))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(fields, out / "importance.csv")
+    run = {"bundle": str(bundle.path), "data": data, "rows": batch.size, "repeats": repeats, "seed": seed}
+    write_json(fields, baseline, run, out / "importance.json")
+    chart = write_chart(fields, baseline, out / "importance.png")
+    return ImportanceRun(baseline, batch.size, repeats, fields, out / "importance.csv", chart)
+
+
+def _measurable_bundle(bundle_dir: str | Path, data: str) -> Bundle:
+    """The stream's current bundle, when it has one label and `data` holds that label (else the fix)."""
     bundle = load_bundle(current(bundle_dir).path)
     if is_multitask(bundle.config):
         raise ConfigError(
@@ -60,45 +82,24 @@ def feature_importance(
             f"{data}: no label column {label!r} (the bundle's data.label); importance is measured on labelled data"
             "\n  fix: pass labelled eval rows, e.g. the run's samples/test.parquet"
         )
-    columns = list(dict.fromkeys([*bundle.features.input_columns(), label]))
-    table = read_table(data, columns=columns)
-    if table.num_rows == 0:
-        raise DataError(f"{data}: no rows to measure importance on")
-    batch = bundle.features.transform(sample(table, rows, seed), source=data)
-    schema = bundle.features.schema()
-    baseline, fields = permutation_importance(bundle.model, batch, schema, label, repeats=repeats, seed=seed)
-    if dropout is not None:
-        fields = with_drop_rates(fields, dropout_rates(bundle.model, batch, schema, label, dropout))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(fields, out / "importance.csv")
-    (out / "importance.json").write_text(
-        json.dumps(
-            {
-                "bundle": str(bundle.path),
-                "data": data,
-                "rows": batch.size,
-                "repeats": repeats,
-                "seed": seed,
-                "baseline_auc": baseline,
-                "fields": [
-                    {
-                        "feature": f.feature,
-                        "kind": f.kind,
-                        "importance": f.importance,
-                        "std": f.std,
-                        "rank": f.rank,
-                        "drops": list(f.drops),
-                        "drop_rate": f.drop_rate,
-                    }
-                    for f in fields
-                ],
-            },
-            indent=1,
-        )
-    )
-    chart = write_chart(fields, baseline, out / "importance.png")
-    return ImportanceRun(baseline, batch.size, repeats, fields, out / "importance.csv", chart)
+    return bundle
+
+
+def write_json(fields: list[FieldImportance], baseline: float, run: dict[str, object], path: Path) -> None:
+    """The run's settings (`run`), the baseline AUC and every field's importance, as one JSON document."""
+    rows = [
+        {
+            "feature": f.feature,
+            "kind": f.kind,
+            "importance": f.importance,
+            "std": f.std,
+            "rank": f.rank,
+            "drops": list(f.drops),
+            "drop_rate": f.drop_rate,
+        }
+        for f in fields
+    ]
+    path.write_text(json.dumps({**run, "baseline_auc": baseline, "fields": rows}, indent=1))
 
 
 def write_csv(fields: list[FieldImportance], path: Path) -> None:

@@ -1,7 +1,7 @@
 """`graphsage` u2i channel: node vectors of the training user-item graph, scored by dot product.
 
 fit: the bipartite graph of the training interactions, an encoder trained with in-batch softmax (or BPR,
-recforge.train.retrieval), then the vectors of every user and item once. The default aggregator is
+recforge.recall.retrieval), then the vectors of every user and item once. The default aggregator is
 LightGCN's parameter-free propagation, not GraphSAGE's: on MovieLens-100k it reached NDCG@10 0.292
 against 0.270 for `aggregator: sage` (same loss and budget); the channel keeps the `graphsage` name.
 recommend: a known user's vector comes from the training graph (its query history is not re-read);
@@ -23,7 +23,7 @@ from recforge.recall.channels.base import FitContext, Query, register_channel
 from recforge.recall.channels.embedding import IndexOption
 from recforge.recall.channels.neural import NeuralChannel
 from recforge.recall.interactions import Interactions
-from recforge.train.retrieval import RetrievalResult, RetrievalTrainer, RetrievalTrainOptions, torch_threads
+from recforge.recall.retrieval import RetrievalResult, RetrievalTrainer, RetrievalTrainOptions, torch_threads
 
 log = logging.getLogger(__name__)
 

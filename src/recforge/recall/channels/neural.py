@@ -13,14 +13,14 @@ from recforge.recall.channels.base import Candidates, Query
 from recforge.recall.channels.embedding import EmbeddingChannel
 from recforge.recall.interactions import Interactions
 from recforge.recall.metrics import topk_metrics
-from recforge.train.retrieval import RetrievalTrainOptions
+from recforge.recall.retrieval import RetrievalTrainOptions
 
 VALID_METRICS = ("recall", "ndcg", "mrr", "hit", "precision")
 VALID_BLOCK = 2048  # users scored at once while validating
 
 
 class NeuralChannel(EmbeddingChannel):
-    """An embedding channel trained by recforge.train.retrieval, which monitors it on the valid split."""
+    """An embedding channel trained by recforge.recall.retrieval, which monitors it on the valid split."""
 
     def validator(
         self,

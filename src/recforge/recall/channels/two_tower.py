@@ -1,7 +1,7 @@
 """Two-tower u2i channels `dssm` and `youtube_dnn`: towers over the ranking feature configs, trained on positives.
 
 fit: side FeatureSets (user / item features of `features` or the pipeline's), the model, training by
-recforge.train.retrieval (in-batch or sampled softmax with logQ), then every item's vector once.
+recforge.recall.retrieval (in-batch or sampled softmax with logQ), then every item's vector once.
 recommend: user vectors (features; + the query's history for youtube_dnn) against all item vectors.
 A cold user (code -1) has no known features: it gets the default-feature user vector (for youtube_dnn
 pooled with its query history), so it still receives candidates. youtube_dnn trains on each user's
@@ -30,7 +30,7 @@ from recforge.recall.channels.embedding import IndexOption
 from recforge.recall.channels.neural import NeuralChannel
 from recforge.recall.channels.side import SideRows, side_configs
 from recforge.recall.interactions import Interactions
-from recforge.train.retrieval import RetrievalResult, RetrievalTrainer, RetrievalTrainOptions, torch_threads
+from recforge.recall.retrieval import RetrievalResult, RetrievalTrainer, RetrievalTrainOptions, torch_threads
 
 log = logging.getLogger(__name__)
 BLOCK = 8192  # rows per forward pass when computing vectors

@@ -23,8 +23,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from recforge import __version__
+from recforge.bundle.drift_status import read_drift_status
 from recforge.errors import RecforgeError
-from recforge.online.status import read_drift_status
 from recforge.serving.http.v2 import HEADER, infer_response, parse_infer
 from recforge.serving.predictor import Predictor
 from recforge.serving.recommender import RecommendRequest

@@ -84,43 +84,20 @@ def push_batches(
         raise DataError(f"{where}: entity names cannot contain ':', got {entity!r}")
     label = f"{where} entity {entity!r}"
     total = data.num_rows if isinstance(data, pa.Table) else total_rows
-    head = f"{prefix}:{entity}:"
     started = time.perf_counter()
-    rows = written = skipped = batches = 0
-    source_schema = data.schema if isinstance(data, pa.Table) else None
-    schema = storable_schema(source_schema, key, label) if source_schema is not None else None
-    bar = tqdm(
-        total=total,
-        desc=f"push {entity}",
-        unit=" rows",
-        unit_scale=True,
-        disable=not (progress and sys.stderr.isatty()),
-        leave=False,
-    )
+    rows = written = batches = 0
+    shown = progress and sys.stderr.isatty()
+    bar = tqdm(total=total, desc=f"push {entity}", unit=" rows", unit_scale=True, disable=not shown, leave=False)
     try:
-        if schema is not None:
-            _write_meta(client, prefix, entity, schema, key)
-        for batch in _slices(data, batch_rows):
-            if source_schema is None:
-                source_schema = batch.schema
-                schema = storable_schema(source_schema, key, label)
+        for batch, schema in _with_schema(data, batch_rows, key, label):
+            if batch is None:  # the schema is known: readers can decode rows from here on
                 _write_meta(client, prefix, entity, schema, key)
-            elif not batch.schema.equals(source_schema):
-                raise DataError(
-                    f"{label}: batch {batches + 1} has schema {batch.schema}, the first had {source_schema}\n"
-                    "  fix: push tables with one schema"
-                )
-            assert schema is not None
-            valid = pc.is_valid(batch.column(key))
-            n_null = batch.num_rows - pc.sum(valid, min_count=0).as_py()
-            kept = batch.filter(valid) if n_null else batch
-            _write_rows(client, head, kept, schema, key, ttl_s)
+                continue
+            written += _write_keyed(client, f"{prefix}:{entity}:", batch, schema, key, ttl_s)
             rows += batch.num_rows
-            written += kept.num_rows
-            skipped += n_null
             batches += 1
             bar.update(batch.num_rows)
-        if schema is not None:
+        if rows or isinstance(data, pa.Table):
             client.hset(meta_key(prefix, entity), mapping={"rows": written, "pushed_at": time.time()})
     except redis.RedisError as exc:
         raise StoreError(
@@ -129,17 +106,49 @@ def push_batches(
         ) from exc
     finally:
         bar.close()
-    report = PushReport(entity, key, rows, written, skipped, batches, time.perf_counter() - started, where)
-    if skipped:
+    report = PushReport(entity, key, rows, written, rows - written, batches, time.perf_counter() - started, where)
+    if report.skipped_null_keys:
         log.warning(
             "%s: %s of %s rows have a null %r and were not pushed; fill the key or drop those rows upstream",
             label,
-            f"{skipped:,}",
+            f"{report.skipped_null_keys:,}",
             f"{rows:,}",
             key,
         )
     log.info("%s", report.summary())
     return report
+
+
+def _with_schema(
+    data: pa.Table | Iterable[pa.RecordBatch], batch_rows: int, key: str, label: str
+) -> Iterator[tuple[pa.RecordBatch | None, pa.Schema]]:
+    """(None, schema) once the storable schema is known (a table's: before any rows), then (batch, schema)
+    per slice; a batch whose schema differs from the first is a DataError."""
+    source = data.schema if isinstance(data, pa.Table) else None
+    schema = storable_schema(source, key, label) if source is not None else None
+    if schema is not None:
+        yield None, schema
+    for number, batch in enumerate(_slices(data, batch_rows), start=1):
+        if source is None or schema is None:
+            source, schema = batch.schema, storable_schema(batch.schema, key, label)
+            yield None, schema
+        elif not batch.schema.equals(source):
+            raise DataError(
+                f"{label}: batch {number} has schema {batch.schema}, the first had {source}\n"
+                "  fix: push tables with one schema"
+            )
+        yield batch, schema
+
+
+def _write_keyed(
+    client: redis.Redis, head: str, batch: pa.RecordBatch, schema: pa.Schema, key: str, ttl_s: int | None
+) -> int:
+    """Write the rows of `batch` that have a key; how many that was (the rest are counted as skipped)."""
+    valid = pc.is_valid(batch.column(key))
+    n_null = batch.num_rows - pc.sum(valid, min_count=0).as_py()
+    kept = batch.filter(valid) if n_null else batch
+    _write_rows(client, head, kept, schema, key, ttl_s)
+    return int(kept.num_rows)
 
 
 def _write_meta(client: redis.Redis, prefix: str, entity: str, schema: pa.Schema, key: str) -> None:

@@ -10,7 +10,7 @@ items are not over-punished for appearing as negatives more often (on MovieLens-
 drops NDCG@10 from 0.25 to 0.08). A candidate equal to the row's own positive item (an "accidental
 hit") is masked, and with `mask_seen` so is any of the user's other training positives (NDCG@10
 0.279 -> 0.292 for graphsage). The model is abstracted as an `Encoder`; what the metric is and how it
-is computed belongs to the caller (`evaluate`), which keeps this module below `recall`.
+is computed belongs to the caller (`evaluate`), which keeps this module free of the channels that use it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class RetrievalTrainOptions(BaseModel):
     """Loss, negatives, optimizer and stopping of a retrieval model (channel options extend this)."""
 
     model_config = ConfigDict(extra="forbid")
-    loss: Literal["inbatch", "sampled_softmax", "bpr"] = Field("inbatch", description="See recforge.train.retrieval.")
+    loss: Literal["inbatch", "sampled_softmax", "bpr"] = Field("inbatch", description="See recforge.recall.retrieval.")
     logq: bool = Field(True, description="Subtract log sampling probability from softmax logits (Yi et al. 2019).")
     num_negatives: int = Field(0, ge=0, description="Extra sampled negatives per batch, shared by its rows.")
     negative_sampler: Literal["uniform", "popularity"] = Field(

@@ -20,8 +20,8 @@ from recforge.embedding.tables import StaticTable
 from recforge.embedding.tiered import TieredTable
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet, FeatureState, TransformReport
-from recforge.features.arrow_ops import hash_values
 from recforge.features.categorical import dynamic_keys
+from recforge.hashing import hash_values
 
 
 def _vector_columns(vectors: torch.Tensor) -> dict[str, pa.Array]:
