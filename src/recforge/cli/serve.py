@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -39,27 +37,17 @@ def serve(
     overrides: list[str] = typer.Option([], "--set", help="Override a serving config value, e.g. --set backend=onnx."),
 ) -> None:
     """Serve /recommend, KServe v2 and TF-Serving inference with hot model swaps (FastAPI + uvicorn)."""
-    import uvicorn
-
     from recforge.config.serving import find_serving_config, load_serving_config
-    from recforge.serving.http import create_app
-    from recforge.serving.http.app import CONFIG_ENV, MODEL_ENV
+    from recforge.serving.http.run import check_bindable, run_service
     from recforge.serving.service import build_service
 
     file = config or find_serving_config(model)
     settings = [*overrides, *([f"http.host={host}"] if host else []), *([f"http.port={port}"] if port else [])]
     cfg = load_serving_config(file, settings)
+    check_bindable(cfg.http.host, cfg.http.port)
     service = build_service(model, cfg)  # also when workers > 1: a bad config or bundle fails here, once
     typer.echo(
         f"serving {service.predictor.name} version {service.predictor.version} on http://{cfg.http.host}:{cfg.http.port}"
         f" with {cfg.http.workers} worker(s) (config: {file or 'defaults'}; watching {model}: {cfg.watch.enabled})"
     )
-    options: dict[str, Any] = {"host": cfg.http.host, "port": cfg.http.port, "log_level": "warning"}
-    if cfg.http.workers == 1:
-        uvicorn.run(create_app(service), access_log=False, **options)
-        return
-    service.stop()
-    os.environ[MODEL_ENV], os.environ[CONFIG_ENV] = str(model.resolve()), cfg.model_dump_json()
-    uvicorn.run(
-        "recforge.serving.http.app:app_from_env", factory=True, workers=cfg.http.workers, access_log=False, **options
-    )
+    run_service(model, service, cfg)
