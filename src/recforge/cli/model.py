@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -21,14 +20,12 @@ def model_publish(
 ) -> None:
     """Publish BUNDLE into STREAM if it passes the gate; a rejected version is recorded with its reasons."""
     from recforge.config.gate import GateConfig
-    from recforge.config.loader import apply_override, validate_block
+    from recforge.config.loader import validate_block
     from recforge.data.readers import read_table
     from recforge.train.gate import publish_gated
 
-    tree: dict[str, Any] = {}
-    for assignment in overrides:
-        apply_override(tree, assignment)
-    result = publish_gated(bundle, stream, read_table(holdout), validate_block(GateConfig, tree, "--set"))
+    gate = validate_block(GateConfig, {}, overrides=overrides)
+    result = publish_gated(bundle, stream, read_table(holdout), gate)
     shown = "  ".join(f"{k}={result.metrics[k]:.4f}" for k in ("auc", "logloss") if k in result.metrics)
     if not result.passed:
         typer.echo(f"rejected {result.version}: {shown}\n  " + "\n  ".join(result.reasons))
