@@ -52,10 +52,17 @@ def test_a_misspelled_key_gets_the_nearest_known_one(rename: str, line: str, tmp
     assert proc.stderr.splitlines() == [f"error: {line}"]
 
 
-def test_a_bad_set_key_is_reported_against_the_set_argument(tmp_path: Path) -> None:
-    proc = config_check(small_synthetic(), tmp_path, "--set", "train.epochz=3")
+@pytest.mark.parametrize(
+    ("assignment", "line"),
+    [
+        ("train.epochz=3", "--set train.epochz=3: unknown key 'epochz' (did you mean 'epochs'?)"),
+        ("model.deep.hiden=[8]", "--set model.deep.hiden=[8]: unknown key 'hiden' (did you mean 'hidden'?)"),
+    ],
+)
+def test_a_bad_set_key_is_reported_against_the_set_argument(assignment: str, line: str, tmp_path: Path) -> None:
+    proc = config_check(small_synthetic(), tmp_path, "--set", assignment)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == ["error: --set train.epochz=3: unknown key 'epochz' (did you mean 'epochs'?)"]
+    assert proc.stderr.splitlines() == [f"error: {line}"]
 
 
 def test_a_bad_set_key_beside_a_bad_file_key_names_each_origin(tmp_path: Path) -> None:

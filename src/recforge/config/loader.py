@@ -88,6 +88,7 @@ def build_config(tree: dict[str, Any], overrides: list[str] | tuple[str, ...] = 
         cfg = PipelineConfig.model_validate(tree)
     except ValidationError as err:
         raise format_validation_error(err, file, PipelineConfig, overrides) from None
+    cfg.model._overrides = tuple(overrides)  # validated later, by the chosen model's own config class
     check_references(cfg, file)
     return cfg
 

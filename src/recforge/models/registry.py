@@ -51,7 +51,9 @@ def model_options(cfg: ModelConfig) -> BaseModel:
     try:
         return MODEL_CONFIGS[cfg.name].model_validate(extra)
     except ValidationError as err:
-        raise format_validation_error(err, model=MODEL_CONFIGS[cfg.name], prefix="model") from None
+        raise format_validation_error(
+            err, model=MODEL_CONFIGS[cfg.name], overrides=cfg.overrides, prefix="model"
+        ) from None
 
 
 def model_trainer(cfg: ModelConfig) -> str:
