@@ -43,3 +43,7 @@ class FeatureError(RecforgeError):
 
 class BundleError(RecforgeError):
     """A bundle directory is missing files or does not match what loads it."""
+
+
+class EndpointError(RecforgeError):
+    """A network endpoint cannot be bound or reached (a port in use, Redis or Kafka down); names the address."""

@@ -126,7 +126,7 @@ def test_rule_with_null_label(tables: DataConfig, tmp_path: Path) -> None:
     cfg = changed(tables, label_rule={"positive": "cat = 'x'"})  # item zz has no cat
     with pytest.raises(DataError, match=r"is NULL \(no label\) at behavior row 4 \(0-based\)"):
         build_samples(cfg, tmp_path)
-    cfg = changed(tables, label_rule={"positive": "cat = 'x'", "drop": "cat IS NULL"})
+    cfg = changed(tables, label_rule={"positive": "cat = 'x' AND uid = 1", "drop": "cat IS NULL"})  # train: 0 and 1
     assert build_samples(cfg, tmp_path / "ok").counts["dropped"] == 1
 
 

@@ -193,7 +193,7 @@ def test_round_trip_through_the_recall_bundle(model: RecallModel, query: Query, 
         ({"kind": "hnsw", "metric": "l2"}, r"index: .*metric 'l2'.*use metric: ip"),
         ({"kind": "hnsw", "hnsw": {"m": 2}}, r"index\.hnsw\.m"),
         ({"kind": "ivf", "ivf": {"nprobe": 0}}, r"index\.ivf\.nprobe"),
-        ({"kind": "flat", "efSearch": 10}, r"index\.efSearch: Extra inputs"),
+        ({"kind": "flat", "efSearch": 10}, r"index\.efSearch: unknown key 'efSearch'"),
         (7, r"index: .*valid dictionary"),
     ],
 )

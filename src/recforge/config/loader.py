@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -10,33 +12,24 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from recforge.config.checks import check_references
-from recforge.config.features import FEATURE_KINDS
+from recforge.config.problems import format_validation_error, parse_key, yaml_path
 from recforge.config.schema import PipelineConfig
 from recforge.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
-
-def yaml_path(loc: tuple[str | int, ...]) -> str:
-    """('features', 2, 'numeric', 'boundaries') -> 'features[2].boundaries' (union tags skipped)."""
-    out, prev = "", None
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not (isinstance(prev, int) and part in FEATURE_KINDS):
-            out += f".{part}" if out else str(part)
-        prev = part
-    return out
-
-
-def format_validation_error(err: ValidationError, file: str = "") -> ConfigError:
-    """All of pydantic's problems at once, one line each: path, message, value given."""
-    lines = []
-    for e in err.errors():
-        given = e.get("input")
-        shown = "" if isinstance(given, dict) else f" (got {given!r})"
-        lines.append(f"  {yaml_path(tuple(e['loc'])) or '<root>'}: {e['msg']}{shown}")
-    return ConfigError("config", f"{len(lines)} problem(s):\n" + "\n".join(lines), file=file)
+__all__ = [
+    "apply_override",
+    "build_config",
+    "format_validation_error",
+    "json_schema",
+    "load_config",
+    "load_tree",
+    "parse_value",
+    "set_path",
+    "validate_block",
+    "yaml_path",
+]
 
 
 def parse_value(text: str) -> Any:
@@ -54,15 +47,7 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
 
 def set_path(tree: dict[str, Any], key: str, value: Any) -> None:
     """Set `a.b[2].c` to a Python value in a nested dict/list tree in place (missing mappings are created)."""
-    parts: list[str | int] = []
-    for token in key.strip().split("."):
-        name, _, rest = token.partition("[")
-        if name:
-            parts.append(name)
-        while rest:
-            index, _, rest = rest.partition("]")
-            parts.append(int(index))
-            rest = rest.lstrip("[")
+    parts = parse_key(key)
     node: Any = tree
     for i, part in enumerate(parts[:-1]):
         nxt = parts[i + 1]
@@ -102,7 +87,8 @@ def build_config(tree: dict[str, Any], overrides: list[str] | tuple[str, ...] = 
     try:
         cfg = PipelineConfig.model_validate(tree)
     except ValidationError as err:
-        raise format_validation_error(err, file) from None
+        raise format_validation_error(err, file, PipelineConfig, overrides) from None
+    cfg.model._overrides = tuple(overrides)  # validated later, by the chosen model's own config class
     check_references(cfg, file)
     return cfg
 
@@ -117,9 +103,13 @@ def json_schema() -> dict[str, Any]:
     return PipelineConfig.model_json_schema()
 
 
-def validate_block(model: type[M], tree: dict[str, Any], file: str = "") -> M:
-    """Any config block (gate, FTRL job, ...) validated with errors that name the YAML path."""
+def validate_block(model: type[M], tree: dict[str, Any], file: str = "", overrides: Sequence[str] = ()) -> M:
+    """Any config block (gate, FTRL job, ...) with `--set` overrides applied, validated with errors that name
+    the YAML path or the `--set` argument."""
+    tree = copy.deepcopy(tree)
+    for assignment in overrides:
+        apply_override(tree, assignment)
     try:
         return model.model_validate(tree)
     except ValidationError as err:
-        raise format_validation_error(err, file) from None
+        raise format_validation_error(err, file, model, overrides) from None

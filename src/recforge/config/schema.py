@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from recforge.config.features import FeatureConfig, Strict
 from recforge.config.online import OnlineConfig
@@ -88,6 +88,12 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     name: str = "deepfm"
+    _overrides: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """The `--set` arguments the pipeline was loaded with, so errors in the model's own options can name them."""
+        return self._overrides
 
 
 class OptimizerConfig(Strict):

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from recforge.config.features import Strict
-from recforge.config.loader import apply_override, format_validation_error, load_tree
+from recforge.config.loader import load_tree, validate_block
 
 SERVING_FILE = "serving.yaml"
 
@@ -109,9 +109,4 @@ def load_serving_config(path: str | Path | None, overrides: list[str] | tuple[st
         tree = load_tree(path)
         file = str(path)
         _resolve_paths(tree, Path(path).resolve().parent)
-    for assignment in overrides:
-        apply_override(tree, assignment)
-    try:
-        return ServingConfig.model_validate(tree)
-    except ValidationError as err:
-        raise format_validation_error(err, file) from None
+    return validate_block(ServingConfig, tree, file, overrides)

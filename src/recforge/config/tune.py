@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from recforge.config.features import Strict
-from recforge.config.loader import format_validation_error
+from recforge.config.loader import validate_block
 from recforge.errors import ConfigError
 
 
@@ -110,7 +110,4 @@ def load_space(path: str | Path) -> TuneSpace:
         tree = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError("", f"is not valid YAML: {exc}", file=str(file)) from exc
-    try:
-        return TuneSpace.model_validate(tree)
-    except ValidationError as err:
-        raise format_validation_error(err, str(file)) from None
+    return validate_block(TuneSpace, tree, str(file))

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from recforge.config.schema import DataConfig, LabelRule
+from recforge.data.classes import require_both_classes
 from recforge.data.duck import fetch_arrow, quote
 from recforge.data.history import add_history
 from recforge.data.raw import RawTables
@@ -46,10 +47,19 @@ def build_samples(
     """Load the source, join, label and split it into `out_dir/{train,valid,test}.parquet`.
 
     `labels`: the 0/1 label columns (a multi-task pipeline's task labels; default `data.label`);
-    `targets`: numeric label columns of regression tasks.
+    `targets`: numeric label columns of regression tasks. Every 0/1 label must hold both classes in train.
     """
+    binary = tuple(labels) if labels is not None else (cfg.label,)
     if cfg.source == "samples":
-        return prebuilt_samples(cfg, [*(labels if labels is not None else [cfg.label]), *targets])
+        paths = prebuilt_samples(cfg, [*binary, *targets])
+    else:
+        paths = _split_samples(cfg, out_dir, binary, targets)
+    require_both_classes(paths.train, binary)
+    return paths
+
+
+def _split_samples(cfg: DataConfig, out_dir: str | Path, labels: Sequence[str], targets: Sequence[str]) -> SamplePaths:
+    """Load the source, join, label, add history and write each split's rows."""
     raw = load_source(cfg)
     table, counts = join_and_label(raw, cfg, labels, targets)
     if cfg.history is not None:
@@ -133,8 +143,6 @@ def join_and_label(
     for i, label in enumerate(binary):
         positive = int(np.asarray(table[label].to_numpy()).sum())
         counts["positive" if i == 0 else f"positive:{label}"] = positive
-        if positive in (0, table.num_rows):
-            log.warning("%s: label %r has a single class in all %d rows; AUC is undefined", origin, label, len(table))
     return table, counts
 
 

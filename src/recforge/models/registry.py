@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from torch import nn
 
-from recforge.config.loader import yaml_path
+from recforge.config.loader import format_validation_error
 from recforge.config.schema import ModelConfig
 from recforge.errors import ConfigError
 from recforge.registry import Registry
@@ -51,8 +51,9 @@ def model_options(cfg: ModelConfig) -> BaseModel:
     try:
         return MODEL_CONFIGS[cfg.name].model_validate(extra)
     except ValidationError as err:
-        lines = [f"  model.{yaml_path(tuple(e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()]
-        raise ConfigError("model", f"{cfg.name}: {len(lines)} problem(s):\n" + "\n".join(lines)) from None
+        raise format_validation_error(
+            err, model=MODEL_CONFIGS[cfg.name], overrides=cfg.overrides, prefix="model"
+        ) from None
 
 
 def model_trainer(cfg: ModelConfig) -> str:

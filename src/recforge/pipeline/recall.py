@@ -10,11 +10,10 @@ from typing import Any
 
 import torch
 import yaml
-from pydantic import ValidationError
 
 from recforge.config import PipelineConfig
 from recforge.config.i2i import I2IConfig
-from recforge.config.loader import apply_override, format_validation_error, load_tree
+from recforge.config.loader import load_tree, validate_block
 from recforge.config.recall import RecallConfig
 from recforge.data.raw import RawTables
 from recforge.data.sources import load_source
@@ -127,12 +126,7 @@ def _write_metrics(out: Path, metrics: dict[str, Any]) -> None:
 def i2i_config(config_file: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> I2IConfig:
     """The i2i job's options: a YAML of I2IConfig keys (optional) with `--set key=value` overrides."""
     tree = load_tree(config_file) if config_file else {}
-    for assignment in overrides:
-        apply_override(tree, assignment)
-    try:
-        return I2IConfig.model_validate(tree)
-    except ValidationError as err:
-        raise format_validation_error(err, str(config_file or "<--set>")) from None
+    return validate_block(I2IConfig, tree, str(config_file or ""), overrides)
 
 
 def run_i2i_job(input_path: str, out_path: str, cfg: I2IConfig, fmt: OutputFormat = "parquet") -> dict[str, Any]:

@@ -21,12 +21,24 @@ from recforge.data.streams.base import (
     StreamUrl,
 )
 from recforge.data.streams.codec import decode_rows, encode_rows, schema_from_text, schema_to_text
+from recforge.errors import EndpointError
 
 FIELD = b"e"
 
 
 def _client(url: StreamUrl) -> redis.Redis:
-    return redis.Redis.from_url(f"redis://{url.netloc}/{url.path or '0'}")
+    """A connected client: redis-py connects lazily, so a Redis that is down would surface mid-job as a traceback."""
+    client = redis.Redis.from_url(f"redis://{url.netloc}/{url.path or '0'}")
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        client.close()
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EndpointError(
+            f"{url.text}: cannot reach Redis at {url.netloc} ({reason})"
+            "\n  fix: start redis-server there, or point the URL at a running one"
+        ) from None
+    return client
 
 
 def _position(entry_id: bytes) -> RowPosition:
@@ -36,9 +48,9 @@ def _position(entry_id: bytes) -> RowPosition:
 
 class RedisStreamSink(StreamSink):
     def __init__(self, url: StreamUrl, chunk: int = 1000) -> None:
-        self.client = _client(url)
-        self.stream = url.param("stream")
+        self.stream = url.param("stream")  # a bad URL is a ConfigError before any connection attempt
         self.chunk = chunk
+        self.client = _client(url)
         self._schema_written = False
 
     def write(self, table: pa.Table) -> int:
@@ -59,11 +71,11 @@ class RedisStreamSink(StreamSink):
 
 class RedisStreamSource(StreamSource):
     def __init__(self, url: StreamUrl) -> None:
-        self.client = _client(url)
         self.stream = url.param("stream")
         self.group = url.param("group", "recforge")
         self.consumer = url.param("consumer", "consumer-1")
         start = url.param("start", "0")  # "0": the whole stream for a new group; "$": only new events
+        self.client = _client(url)
         try:
             self.client.xgroup_create(self.stream, self.group, id=start, mkstream=True)
         except redis.ResponseError as exc:

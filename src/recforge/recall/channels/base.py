@@ -20,9 +20,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from recforge.config.features import FeatureConfig
-from recforge.config.loader import yaml_path
+from recforge.config.loader import format_validation_error
 from recforge.config.recall import ChannelConfig
-from recforge.errors import ConfigError
 from recforge.recall.interactions import Interactions, Vocab
 from recforge.registry import Registry
 from recforge.state_io import load_state, save_state
@@ -169,9 +168,8 @@ def channel_options(cfg: ChannelConfig, index: int) -> BaseModel:
     try:
         return cls.options_class.model_validate(dict(cfg.model_extra or {}))
     except ValidationError as err:
-        lines = [f"  {where}.{yaml_path(tuple(e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()]
         label = cfg.kind if cfg.name == cfg.kind else f"{cfg.name} ({cfg.kind})"
-        raise ConfigError(where, f"channel {label}: {len(lines)} problem(s):\n" + "\n".join(lines)) from None
+        raise format_validation_error(err, model=cls.options_class, prefix=where, title=f"channel {label}") from None
 
 
 def build_channel(cfg: ChannelConfig, index: int = 0) -> RecallChannel:

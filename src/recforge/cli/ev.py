@@ -1,12 +1,13 @@
-"""`recforge ev ...`: embedding variable tools (registered on the main app in `recforge.cli`)."""
+"""`recforge ev ...`: embedding variable tools: what a bundle's tables hold, the collisions a hash size gives."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
+
+from recforge.cli.output import cell, echo_table
 
 ev_app = typer.Typer(
     help="Embedding variables: what a bundle's tables hold, and the collisions a hash size gives.",
@@ -17,26 +18,6 @@ ev_app = typer.Typer(
 @ev_app.callback()
 def ev_options() -> None:
     """Embedding variables: what a bundle's tables hold, and the collisions a hash size gives."""
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):  # a vector: its first components
-        shown = ", ".join(f"{v:.3f}" for v in value[:4])
-        return f"[{shown}{', ...' if len(value) > 4 else ''}]"
-    return "-" if value is None else str(value)
-
-
-def _echo_table(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        typer.echo("(no rows)")
-        return
-    cells = [[_cell(r[c]) for c in rows[0]] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(rows[0])]
-    typer.echo("  ".join(c.rjust(w) for c, w in zip(rows[0], widths, strict=True)))
-    for row in cells:
-        typer.echo("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
 
 
 @ev_app.command("inspect")
@@ -62,10 +43,10 @@ def inspect(
         typer.echo(json.dumps(summary))
         return
     for key, value in summary.items():
-        typer.echo(f"{key}: {_cell(value)}")
+        typer.echo(f"{key}: {cell(value)}")
     shown = min(top or 10, 10)
     typer.echo(f"\nfirst {min(shown, table.num_rows)} of {table.num_rows:,} rows:")
-    _echo_table(table.slice(0, shown).to_pylist())
+    echo_table(table.slice(0, shown).to_pylist())
     if out is not None:
         typer.echo(f"\n{table.num_rows:,} rows -> {out}")
 
@@ -88,4 +69,4 @@ def collisions(
         for row in rows:
             typer.echo(json.dumps(row))
         return
-    _echo_table(rows)
+    echo_table(rows)

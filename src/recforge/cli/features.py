@@ -1,4 +1,4 @@
-"""`recforge features ...`: push tables to the store, search crosses, measure importance (on the main app)."""
+"""`recforge features ...`: push tables to the store, search crosses, measure importance."""
 
 from __future__ import annotations
 

@@ -1,0 +1,53 @@
+"""`recforge predict | serve`: score a file with a bundle, or serve a bundle / model stream over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from recforge.cli.app import app
+
+
+@app.command()
+def predict(
+    bundle: Path = typer.Argument(..., help="Bundle directory."),
+    input_path: str = typer.Argument(..., metavar="INPUT", help="Parquet/CSV file or fsspec URL to score."),
+    out: Path = typer.Option(..., help="Parquet file to write."),
+    keep: str = typer.Option("", help="Comma-separated input columns to copy into the output."),
+) -> None:
+    """Score INPUT with BUNDLE; writes the kept columns plus `score` (and `score_TASK` per task, multi-task)."""
+    from recforge.bundle import predict_file
+
+    counts = predict_file(bundle, input_path, out, keep=[c for c in keep.split(",") if c])
+    typer.echo(f"scored {counts['rows']:,} rows -> {out}")
+    defaults = {k: v for k, v in counts.items() if k != "rows"}
+    if defaults:
+        typer.echo(f"values mapped to defaults: {defaults}")
+
+
+@app.command()
+def serve(
+    model: Path = typer.Argument(..., help="Ranking bundle, or a model stream directory (versions + LATEST)."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Serving YAML (default: serving.yaml in MODEL or beside it)."
+    ),
+    host: str | None = typer.Option(None, help="Bind address (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default 8000)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a serving config value, e.g. --set backend=onnx."),
+) -> None:
+    """Serve /recommend, KServe v2 and TF-Serving inference with hot model swaps (FastAPI + uvicorn)."""
+    from recforge.config.serving import find_serving_config, load_serving_config
+    from recforge.serving.http.run import check_bindable, run_service
+    from recforge.serving.service import build_service
+
+    file = config or find_serving_config(model)
+    settings = [*overrides, *([f"http.host={host}"] if host else []), *([f"http.port={port}"] if port else [])]
+    cfg = load_serving_config(file, settings)
+    check_bindable(cfg.http.host, cfg.http.port)
+    service = build_service(model, cfg)  # also when workers > 1: a bad config or bundle fails here, once
+    typer.echo(
+        f"serving {service.predictor.name} version {service.predictor.version} on http://{cfg.http.host}:{cfg.http.port}"
+        f" with {cfg.http.workers} worker(s) (config: {file or 'defaults'}; watching {model}: {cfg.watch.enabled})"
+    )
+    run_service(model, service, cfg)
