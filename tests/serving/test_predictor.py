@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from recforge.batch import Batch
 from recforge.bundle import load_bundle, save_bundle, score_table
 from recforge.config import PipelineConfig, build_config
 from recforge.data.synthetic import generate_synthetic
@@ -25,22 +24,9 @@ from recforge.models.registry import MODEL_TRAINERS, MULTITASK
 from recforge.pipeline.rank import train
 from recforge.serving.predictor import Predictor
 
-from support import small_synthetic
+from support import assert_batches_equal, small_synthetic
 
 N_REQUESTS = 1000
-
-
-def assert_batches_equal(online: Batch, offline: Batch) -> None:
-    """Same ids, bags and dense values, bit for bit (torch.equal, no tolerance)."""
-    assert torch.equal(online.ids, offline.ids)
-    assert torch.equal(online.dense, offline.dense)
-    assert list(online.bags) == list(offline.bags)
-    for name, bag in online.bags.items():
-        assert torch.equal(bag.values, offline.bags[name].values), name
-        other = offline.bags[name].weights
-        assert (bag.weights is None) == (other is None), name
-        if bag.weights is not None and other is not None:
-            assert torch.equal(bag.weights, other), name
 
 
 def joined_rows(
