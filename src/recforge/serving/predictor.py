@@ -40,6 +40,7 @@ from recforge.errors import BundleError, DataError, RecforgeError
 from recforge.features import TransformReport
 from recforge.features.layout import SIDE_RANK, column_types
 from recforge.features.request import ItemCache, RequestAssembler
+from recforge.ids import IdIndex, is_text
 from recforge.serving.backends import Backend, make_backend
 
 log = logging.getLogger(__name__)
@@ -52,47 +53,33 @@ _V2_TYPES: list[tuple[Callable[[pa.DataType], bool], str]] = [
 
 
 # ------------------------------------------------------------------ the catalog
-class KeyIndex:
-    """Item id -> row by binary search over the sorted ids: no hash table is rebuilt per request."""
-
-    def __init__(self, keys: pa.Array, column: str) -> None:
-        self.type = keys.type
-        self.column = column
-        self.integer = pa.types.is_integer(keys.type)
-        if not (self.integer or pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type)):
-            raise DataError(
-                f"set_items: item key column {column!r} has type {keys.type}; item ids must be integers or strings. "
-                "fix: cast the ids in the item table (and in the training data) to int64 or string"
-            )
-        values = keys.to_numpy(zero_copy_only=False)
-        values = values.astype(np.int64) if self.integer else values.astype(str)
-        self.order = np.argsort(values, kind="stable")
-        self.sorted = values[self.order]
-
-    def coerce(self, items: Items) -> np.ndarray:
-        """Request ids as the index's dtype (int64 or str), or a DataError naming the key column."""
-        if isinstance(items, pa.Array | pa.ChunkedArray):
-            items = items.to_numpy(zero_copy_only=False)
-        values: np.ndarray = np.asarray(items)
-        if values.size == 0:
-            return np.empty(0, dtype=self.sorted.dtype)
-        if values.ndim != 1:
-            raise DataError(f"items must be a flat list of {self.column!r} values, got shape {values.shape}")
-        if self.integer and values.dtype.kind in "iu":
-            return values.astype(np.int64, copy=False)
-        if not self.integer and values.dtype.kind in "iuUO" and not any(v is None for v in values.tolist()):
-            return values.astype(str)
+def item_index(keys: pa.Array, column: str) -> IdIndex:
+    """The catalog's id -> row index; item ids must be integers or strings (what requests can name)."""
+    if not (pa.types.is_integer(keys.type) or is_text(keys.type)):
         raise DataError(
-            f"items: the ids must be values of the item key column {self.column!r} ({self.type}); "
-            f"got {values.dtype} values such as {values[:3].tolist()!r}"
+            f"set_items: item key column {column!r} has type {keys.type}; item ids must be integers or strings. "
+            "fix: cast the ids in the item table (and in the training data) to int64 or string"
         )
+    return IdIndex(keys)
 
-    def rows(self, keys: np.ndarray) -> np.ndarray:
-        """Row of each id in the catalog, -1 for an id the catalog does not have."""
-        if len(self.sorted) == 0:
-            return np.full(len(keys), -1, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.sorted, keys), len(self.sorted) - 1)
-        return np.where(self.sorted[pos] == keys, self.order[pos], -1)
+
+def request_ids(items: Items, index: IdIndex, column: str) -> np.ndarray:
+    """Request ids as int64 (integer catalog) or str values, or a DataError naming the key column."""
+    if isinstance(items, pa.Array | pa.ChunkedArray):
+        items = items.to_numpy(zero_copy_only=False)
+    values: np.ndarray = np.asarray(items)
+    if values.size == 0:
+        return np.empty(0, dtype=np.int64 if index.integer else str)
+    if values.ndim != 1:
+        raise DataError(f"items must be a flat list of {column!r} values, got shape {values.shape}")
+    if index.integer and values.dtype.kind in "iu":
+        return values.astype(np.int64, copy=False)
+    if not index.integer and values.dtype.kind in "iuUO" and not any(v is None for v in values.tolist()):
+        return values.astype(str)
+    raise DataError(
+        f"items: the ids must be values of the item key column {column!r} ({index.type}); "
+        f"got {values.dtype} values such as {values[:3].tolist()!r}"
+    )
 
 
 @dataclass(frozen=True)
@@ -100,7 +87,7 @@ class Catalog:
     """What `set_items` precomputes: the distinct items' item-side model inputs, and the id -> row index."""
 
     items: ItemCache
-    index: KeyIndex
+    index: IdIndex  # item id -> row of items.table
 
 
 def distinct_items(table: pa.Table, key: str) -> pa.Table:
@@ -248,7 +235,7 @@ class Predictor:
         items = self.assembler.items(table, report)
         if report.counts:
             log.info("set_items: item values mapped to defaults: %s", report.summary())
-        self._catalog = Catalog(items, KeyIndex(table[self.item_key].combine_chunks(), self.item_key))
+        self._catalog = Catalog(items, item_index(table[self.item_key].combine_chunks(), self.item_key))
 
     def _catalog_or_fail(self) -> Catalog:
         if self._catalog is None:
@@ -296,8 +283,8 @@ class Predictor:
     def build_inputs(self, user: Mapping[str, Any], items: Items, context: Mapping[str, Any] | None = None) -> Batch:
         """The model Batch for one request: equal to FeatureSet.transform of the joined rows, built without joining."""
         catalog = self._catalog_or_fail()
-        keys = catalog.index.coerce(items)
-        rows = catalog.index.rows(keys)
+        keys = request_ids(items, catalog.index, self.item_key)
+        rows = catalog.index.positions(keys)
         report = TransformReport()
         batch = self.assembler.batch(self._request_table(user, context or {}), catalog.items, keys, rows, report)
         self._count(report, int((rows < 0).sum()))
@@ -330,4 +317,4 @@ class Predictor:
             self.unknown_items += unknown
 
 
-__all__ = ["Catalog", "KeyIndex", "Predictor"]
+__all__ = ["Catalog", "Predictor"]
