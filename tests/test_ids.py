@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pytest
 
 from recforge.features.categorical import SMALL_LOOKUP
-from recforge.ids import IdIndex
+from recforge.ids import IdIndex, first_rows
 
 
 @pytest.mark.parametrize("kind", [pa.int64(), pa.int32(), pa.string()])
@@ -82,3 +82,10 @@ def test_empty_index_and_empty_keys() -> None:
     assert IdIndex(pa.array([], pa.string())).positions(["a"]).tolist() == [-1]
     assert IdIndex(pa.array([3])).positions([]).tolist() == []
     assert IdIndex(pa.chunked_array([[4], [5]])).positions(pa.chunked_array([[5], [4, 6]])).tolist() == [1, 0, -1]
+
+
+def test_first_rows_keeps_the_first_row_of_each_id_in_table_order_and_no_null_id() -> None:
+    table = pa.table({"id": [5, None, 3, 5, 3, 9, None], "v": list("abcdefg")})
+    assert first_rows(table, "id").to_pydict() == {"id": [5, 3, 9], "v": ["a", "c", "f"]}
+    chunked = pa.Table.from_batches([pa.record_batch({"id": ["x", "y"]}), pa.record_batch({"id": ["y", "z"]})])
+    assert first_rows(chunked, "id")["id"].to_pylist() == ["x", "y", "z"]

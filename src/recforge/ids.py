@@ -50,6 +50,12 @@ def coerce_key(key: Any, key_type: pa.DataType) -> Any:
         return None
 
 
+def first_rows(table: pa.Table, key: str) -> pa.Table:
+    """The first row of every distinct non-null `key` value, in table order (what a "first" index keeps)."""
+    keys = table[key].combine_chunks()
+    return table.take(pc.index_in(pc.drop_null(pc.unique(keys)), value_set=keys))
+
+
 class IdIndex:
     """Position of each id in one id column; see the module docstring for the policies."""
 

@@ -31,7 +31,6 @@ from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from recforge.batch import Batch
 from recforge.bundle import Bundle, load_bundle, rank_score
@@ -40,7 +39,7 @@ from recforge.errors import BundleError, DataError, RecforgeError
 from recforge.features import TransformReport
 from recforge.features.layout import SIDE_RANK, column_types
 from recforge.features.request import ItemCache, RequestAssembler
-from recforge.ids import IdIndex, is_text
+from recforge.ids import IdIndex, first_rows, is_text
 from recforge.serving.backends import Backend, make_backend
 
 log = logging.getLogger(__name__)
@@ -95,16 +94,14 @@ def distinct_items(table: pa.Table, key: str) -> pa.Table:
     for i, field in enumerate(table.schema):
         if pa.types.is_dictionary(field.type):  # as `column()` in the features reads them
             table = table.set_column(i, field.name, table[field.name].cast(field.type.value_type))
-    keys = table[key]
-    if keys.null_count:
-        log.warning("set_items: %d rows with a null %r dropped", keys.null_count, key)
-        table = table.filter(pc.is_valid(keys))
-    first = pc.index_in(pc.unique(table[key]), table[key])
-    if len(first) < table.num_rows:
-        repeats = table.num_rows - len(first)
+    nulls = table[key].null_count
+    if nulls:
+        log.warning("set_items: %d rows with a null %r dropped", nulls, key)
+    first = first_rows(table, key)
+    repeats = table.num_rows - nulls - first.num_rows
+    if repeats:
         log.warning("set_items: %d rows repeat an earlier %r; the first row of each id is used", repeats, key)
-        table = table.take(np.sort(first.to_numpy()))
-    return table.combine_chunks()
+    return first.combine_chunks()
 
 
 # ------------------------------------------------------------------ the predictor
