@@ -12,6 +12,14 @@ now an explicit policy, chosen by the caller:
   under 12, as Redis keys and URLs spell ids (`coerce_key`);
 - a key that finds nothing gets position -1.
 
+Callers and their policies: feature vocabularies (`features.categorical.vocab_index`: distinct values,
+exact), the served item catalog (`serving.predictor`: first, exact, after the request's ids were checked),
+the recommender's catalog filters and recall ids (`serving.recommender`: first, exact), and the embedded
+feature store (`serving.store.embedded`: last, text, as Redis keys are text). Not here, on purpose: the
+dynamic embedding table's open-addressing index (`embedding.dynamic`, mutable, grown and evicted with its
+rows), and whole-column mappings done once per job (`pc.index_in` in recall and i2i preparation), where
+one hash build per call is the cheap way.
+
     >>> index = IdIndex(pa.array([7, 3, None, 7]), duplicates="last")
     >>> index.positions([7, 3, 5, None, "7"]).tolist()
     [3, 1, -1, -1, -1]
