@@ -1,9 +1,15 @@
-"""Helpers the tests import: the repo root and a small synthetic pipeline config."""
+"""Helpers the tests import: the repo root, small synthetic pipeline configs, and exact Batch comparison."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
+
+from recforge.batch import Batch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,3 +59,29 @@ def planted_synthetic(**train: Any) -> dict[str, Any]:
         {"name": "noise_2", "kind": "id"},
     ]
     return tree
+
+
+def assert_batches_equal(online: Batch, offline: Batch) -> None:
+    """Every field of the two Batches equal bit for bit: ids, dense, each bag's values, weights and sequence
+    attributes, labels, weights, extras. Fields are walked, not listed, so a field added later is compared too."""
+    assert_same(online, offline, "batch")
+
+
+def assert_same(a: Any, b: Any, where: str) -> None:
+    """Exact equality through dataclasses, dicts (same keys in the same order), tensors (dtype, shape, values)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, where
+        assert torch.equal(a, b), where
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.dtype == b.dtype, where
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), f"{where}: keys {list(a)} != {list(b)}"
+        for key, value in a.items():
+            assert_same(value, b[key], f"{where}.{key}")
+    elif dataclasses.is_dataclass(a):
+        assert type(a) is type(b), where
+        for field in dataclasses.fields(a):
+            assert_same(getattr(a, field.name), getattr(b, field.name), f"{where}.{field.name}")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"

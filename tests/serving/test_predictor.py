@@ -13,34 +13,19 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from recforge.batch import Batch
 from recforge.bundle import load_bundle, save_bundle, score_table
 from recforge.config import PipelineConfig, build_config
 from recforge.data.synthetic import generate_synthetic
 from recforge.errors import BundleError, ConfigError, DataError, RecforgeError
 from recforge.features import FeatureSet
-from recforge.features.categorical import SMALL_LOOKUP, VocabIndex
 from recforge.models import MODELS, build_model
 from recforge.models.registry import MODEL_TRAINERS, MULTITASK
 from recforge.pipeline.rank import train
 from recforge.serving.predictor import Predictor
 
-from support import small_synthetic
+from support import assert_batches_equal, small_synthetic
 
 N_REQUESTS = 1000
-
-
-def assert_batches_equal(online: Batch, offline: Batch) -> None:
-    """Same ids, bags and dense values, bit for bit (torch.equal, no tolerance)."""
-    assert torch.equal(online.ids, offline.ids)
-    assert torch.equal(online.dense, offline.dense)
-    assert list(online.bags) == list(offline.bags)
-    for name, bag in online.bags.items():
-        assert torch.equal(bag.values, offline.bags[name].values), name
-        other = offline.bags[name].weights
-        assert (bag.weights is None) == (other is None), name
-        if bag.weights is not None and other is not None:
-            assert torch.equal(bag.weights, other), name
 
 
 def joined_rows(
@@ -329,16 +314,3 @@ def test_a_bundle_without_an_item_id_feature_is_refused(world: tuple[pa.Table, p
     bundle = save_bundle(tmp_path / "b", cfg, features, build_model(features.schema(), cfg.model), metrics={})
     with pytest.raises(BundleError, match="item-side id feature"):
         Predictor.load(bundle)
-
-
-@pytest.mark.parametrize("kind", [pa.int64(), pa.int32(), pa.string()])
-def test_request_sized_vocabulary_lookups_give_what_index_in_gives(kind: pa.DataType) -> None:
-    """Requests look ids up in a VocabIndex built once (index_in rehashes the vocabulary per call): same answer."""
-    rng = np.random.default_rng(1)
-    for _ in range(30):
-        vocab = pa.array(rng.permutation(np.unique(rng.integers(-50, 50, rng.integers(0, 40))))).cast(kind)
-        wanted = rng.integers(-60, 60, rng.integers(0, SMALL_LOOKUP))
-        values = pa.array(wanted, mask=rng.random(len(wanted)) < 0.2).cast(kind)
-        expected = pc.index_in(values, value_set=vocab).fill_null(-1).to_numpy(zero_copy_only=False)
-        nulls = pc.is_null(values).to_numpy(zero_copy_only=False)
-        np.testing.assert_array_equal(VocabIndex(vocab).positions(values, nulls), expected)

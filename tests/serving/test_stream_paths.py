@@ -82,7 +82,7 @@ def test_model_publish_cli_refuses_a_traversing_version_before_judging(run: RunR
     stream = tmp_path / "a" / "stream"
     bad = with_manifest(run.bundle, tmp_path / "bad", version="../../X")
     out = cli("publish", str(bad), str(stream), "--holdout", str(run.samples.test))
-    assert out.returncode == 2, out.stderr
+    assert out.returncode == 1, out.stderr
     assert out.stderr.startswith("error: ") and "'../../X' is not a safe name" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "X").exists() and not (stream / POINTER).exists()
@@ -115,7 +115,7 @@ def test_rollback_to_a_name_outside_the_stream_is_refused(run: RunResult, tmp_pa
         point_to(stream, "../b1")
     assert (stream / POINTER).read_text() == "v2\n"
     out = cli("rollback", str(stream), "--to", "../b1")
-    assert out.returncode == 2 and "'../b1' is not a safe name" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 1 and "'../b1' is not a safe name" in out.stderr and "Traceback" not in out.stderr
     assert (stream / POINTER).read_text() == "v2\n"
 
 
@@ -166,7 +166,7 @@ def test_rollback_cli_force_serves_a_failed_version_and_says_so(run: RunResult, 
     published(run.bundle, stream, "failed", FAILED)
     published(run.bundle, stream, "now", PASSED)
     refused = cli("rollback", str(stream))
-    assert refused.returncode == 2 and "none of the versions before now (failed) passed the gate" in refused.stderr
+    assert refused.returncode == 1 and "none of the versions before now (failed) passed the gate" in refused.stderr
     forced = cli("rollback", str(stream), "--to", "failed", "--force")
     assert forced.returncode == 0 and forced.stdout == "now serving failed\n", forced.stderr
     assert "failed the gate (auc 0.5012 < floor 0.6)" in forced.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from recforge.bundle.bundle import Bundle
 from recforge.bundle.predict import score_table
@@ -13,12 +12,6 @@ from recforge.errors import DataError
 
 def side_columns(bundle: Bundle, side: str) -> list[str]:
     return list(dict.fromkeys(c for f in bundle.features.features.values() if f.side == side for c in f.columns()))
-
-
-def distinct_rows(table: pa.Table, key: str) -> pa.Table:
-    """First row per distinct `key` value."""
-    first = pc.index_in(pc.unique(table[key]), table[key])
-    return table.take(first)
 
 
 def top_items_for_user(bundle: Bundle, user_row: pa.Table, items: pa.Table, k: int = 10) -> pa.Table:

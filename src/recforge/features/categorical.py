@@ -21,6 +21,7 @@ from recforge.features.base import (
     TransformReport,
 )
 from recforge.hashing import hash_values
+from recforge.ids import IdIndex
 from recforge.schema import FieldSpec, TableSpec
 
 
@@ -102,7 +103,7 @@ def lookup_ids(values: pa.Array, state: FeatureState, feature: str, report: Tran
                 f"vocabulary's type {vocab.type}: {exc}"
             ) from exc
     if len(values) <= SMALL_LOOKUP and not pa.types.is_floating(vocab.type):  # NaN: leave to index_in
-        ids = vocab_index(state).positions(values, nulls) + 1
+        ids = vocab_index(state).positions(values) + 1
     else:
         index = pc.index_in(values, value_set=vocab)
         ids = pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
@@ -110,45 +111,19 @@ def lookup_ids(values: pa.Array, state: FeatureState, feature: str, report: Tran
     return ids
 
 
-SMALL_LOOKUP = 1024  # inputs up to this size (an online request) use the VocabIndex
+SMALL_LOOKUP = 1024  # inputs up to this size (an online request) use the vocabulary's IdIndex
 
 
-class VocabIndex:
-    """A fitted vocabulary indexed once, so looking up a few values does not rehash all of it.
-
-    pc.index_in hashes its whole value set on every call (17 ms for 200k values), which a service pays per
-    feature per request. Integers use a sorted copy and binary search, other types a dict; both give the
-    positions index_in gives (the vocabulary holds distinct, non-null values).
-    """
-
-    def __init__(self, vocab: pa.Array) -> None:
-        self.vocab = vocab
-        self.integer = pa.types.is_integer(vocab.type)
-        if self.integer:
-            values = vocab.to_numpy(zero_copy_only=False).astype(np.int64)
-            self.order = np.argsort(values, kind="stable")
-            self.sorted = values[self.order]
-        else:
-            self.lookup = {v: i for i, v in enumerate(vocab.to_pylist())}
-
-    def positions(self, values: pa.Array, nulls: np.ndarray) -> np.ndarray:
-        """Vocabulary position per value; -1 for a null or a value the vocabulary lacks."""
-        if not self.integer:
-            get = self.lookup.get
-            return np.fromiter((get(v, -1) for v in values.to_pylist()), np.int64, len(values))
-        if len(self.sorted) == 0:
-            return np.full(len(values), -1, dtype=np.int64)
-        wanted = pc.fill_null(values, 0).to_numpy(zero_copy_only=False).astype(np.int64)
-        pos = np.minimum(np.searchsorted(self.sorted, wanted), len(self.sorted) - 1)
-        return np.where((self.sorted[pos] == wanted) & ~nulls, self.order[pos], -1)
-
-
-def vocab_index(state: FeatureState) -> VocabIndex:
-    """The state's VocabIndex, built on first use and rebuilt if its vocabulary array was replaced."""
-    index = state.cache.get("vocab_index")
-    if index is None or index.vocab is not state.arrays["vocab"]:
-        index = state.cache["vocab_index"] = VocabIndex(state.arrays["vocab"])
-    return index  # type: ignore[no-any-return]
+def vocab_index(state: FeatureState) -> IdIndex:
+    """The state's vocabulary indexed once (index_in rehashes all of it per call: 17 ms for 200k values, which a
+    service would pay per feature per request); rebuilt if the vocabulary array was replaced. The vocabulary
+    holds distinct non-null values, so positions equal what index_in gives."""
+    vocab = state.arrays["vocab"]
+    cached = state.cache.get("vocab_index")
+    if cached is None or cached[0] is not vocab:
+        cached = state.cache["vocab_index"] = (vocab, IdIndex(vocab))
+    index: IdIndex = cached[1]
+    return index
 
 
 def fit_vocab_state(counter: VocabCounter, name: str, min_count: int, max_vocab: int | None) -> FeatureState:

@@ -1,7 +1,8 @@
 """FeatureSet: fit every configured feature on training batches and turn any Arrow batch into a Batch.
 
-This is the one feature implementation: training, batch prediction and the online service all call
-`FeatureSet.transform`, so a request becomes the same tensors a training step sees.
+This is the one feature implementation: training and batch prediction call `FeatureSet.transform`, the
+online service `features.request.RequestAssembler`; both run the features' own transforms and build the
+Batch through `features.assembler.Assembler`, so a request becomes the same tensors a training step sees.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +20,13 @@ import pyarrow.compute as pc
 import torch
 from pydantic import TypeAdapter
 
-from recforge.batch import Bag, Batch
+from recforge.batch import Batch
 from recforge.config.features import FeatureConfig
 from recforge.config.schema import PipelineConfig
 from recforge.config.tasks import pipeline_tasks, task_labels
 from recforge.errors import BundleError, DataError, FeatureError, RecforgeError
-from recforge.features.base import (
-    FEATURE_KINDS,
-    BagOutput,
-    DenseOutput,
-    Feature,
-    FeatureState,
-    IdOutput,
-    Output,
-    TransformContext,
-    TransformReport,
-)
+from recforge.features.assembler import Assembler
+from recforge.features.base import FEATURE_KINDS, Feature, FeatureState, TransformReport
 from recforge.paths import inside
 from recforge.schema import FieldSpec, InputSchema, TableSpec
 
@@ -177,38 +170,10 @@ class FeatureSet:
             table = pa.Table.from_batches([table])
         report = report if report is not None else TransformReport()
         report.rows += table.num_rows
-        ctx = TransformContext(self.features, self.states)
-        outputs: dict[str, Output] = {}
-        for name, feature in self.features.items():
-            try:
-                outputs[name] = feature.transform(table, ctx, report)
-            except DataError as exc:
-                raise DataError(f"{source}: {exc}") from None
-        schema = self.schema()
-        n = table.num_rows
-        ids = np.empty((n, len(schema.id_fields)), dtype=np.int64)
-        for j, f in enumerate(schema.id_fields):
-            out = outputs[f.name]
-            assert isinstance(out, IdOutput)
-            ids[:, j] = out.ids
-        dense = np.empty((n, len(schema.dense_fields)), dtype=np.float32)
-        for j, f in enumerate(schema.dense_fields):
-            out = outputs[f.name]
-            assert isinstance(out, DenseOutput)
-            dense[:, j] = out.values
-        bags = {}
-        for f in schema.bag_fields:
-            out = outputs[f.name]
-            assert isinstance(out, BagOutput)
-            bags[f.name] = Bag(
-                torch.from_numpy(out.values),
-                None if out.weights is None else torch.from_numpy(out.weights),
-                {k: torch.from_numpy(v) for k, v in out.attrs.items()},
-            )
-        return Batch(
-            ids=torch.from_numpy(ids),
-            bags=bags,
-            dense=torch.from_numpy(dense),
+        assembler = Assembler(self.features, self.states, self.schema(), {"all": tuple(self.features)})
+        batch = assembler.batch(table.num_rows, {"all": assembler.block("all", table, report, source)})
+        return replace(
+            batch,
             labels=self._labels(table, source) if labels else {},
             weights=self._weights(table, source) if labels and self.weight else None,
             extras={name: _extra_numpy(table, name, source) for name in extras},

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from recforge.config.features import SequenceFeatureConfig
 from recforge.features.arrow_ops import as_list, column, flatten, pad_rows
@@ -26,16 +25,10 @@ from recforge.features.base import (
     TransformReport,
 )
 from recforge.features.categorical import lookup_ids, table_rows
+from recforge.ids import first_rows
 from recforge.schema import FieldSpec
 
 RAW = "raw."  # state array prefix of the item -> attribute columns
-
-
-def first_rows(table: pa.Table, key: str) -> pa.Table:
-    """The first row of every distinct non-null `key` value."""
-    keys = table[key].combine_chunks()
-    distinct = pc.drop_null(pc.unique(keys))
-    return table.take(pc.index_in(distinct, value_set=keys))
 
 
 @FEATURE_KINDS.register("sequence")

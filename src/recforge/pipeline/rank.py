@@ -18,13 +18,14 @@ import torch
 import yaml
 
 from recforge.bundle import Bundle, load_bundle, save_bundle
-from recforge.bundle.topk import distinct_rows, side_columns, top_items_for_user
+from recforge.bundle.topk import side_columns, top_items_for_user
 from recforge.config import PipelineConfig
 from recforge.config.tasks import is_multitask, model_tasks, pipeline_tasks
 from recforge.data import SamplePaths, build_samples
 from recforge.data.readers import iter_batches, read_table
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet
+from recforge.ids import first_rows
 from recforge.models import build_model, model_options, model_trainer
 from recforge.train import BatchLoader, Trainer, TrainResult, evaluate_tasks, make_trainer
 from recforge.train.distill import TEACHER_COLUMN, attach_teacher_logits
@@ -199,8 +200,8 @@ def demo_recommendations(
         return {}
     item_cols = [keys["item"], *(c for c in side_columns(bundle, "item") if c != keys["item"])]  # key first
     user_cols = [c for c in side_columns(bundle, "user") + side_columns(bundle, "context") if c not in item_cols]
-    items = distinct_rows(read_table(samples.train, columns=item_cols), keys["item"])
-    users = distinct_rows(read_table(samples.test or samples.train, columns=user_cols), keys["user"])
+    items = first_rows(read_table(samples.train, columns=item_cols), keys["item"])
+    users = first_rows(read_table(samples.test or samples.train, columns=user_cols), keys["user"])
     out = {}
     for i in range(min(n_users, users.num_rows)):
         user = users[keys["user"]][i]

@@ -19,9 +19,9 @@ import scipy.sparse as sp
 
 from recforge.config.serving import RecommendConfig
 from recforge.errors import DataError
+from recforge.ids import IdIndex
 from recforge.recall.channels.base import Query
 from recforge.recall.model import RecallModel
-from recforge.serving.ids import IdIndex
 from recforge.serving.predictor import Predictor
 from recforge.serving.store import FeatureStore
 from recforge.serving.swap import ModelSlot
@@ -187,8 +187,8 @@ class Recommender:
             return list(request.candidates), [["request"]] * len(request.candidates), True
         if self.recall is None:
             raise DataError("this service has no recall bundle: send `candidates` with the request")
-        code = int(self.recall_users.codes([request.user_id])[0])
-        history = self._history_row(code, self.recall_items.codes(self._history(request, user)))
+        code = int(self.recall_users.positions([request.user_id])[0])
+        history = self._history_row(code, self.recall_items.positions(self._history(request, user)))
         exclude = history if self.config.exclude_seen else None
         merged = self.recall.recall(Query(np.array([code], np.int64), history, exclude), k=self.config.candidates)
         row = merged.items[0]
@@ -221,7 +221,7 @@ class Recommender:
         allowed = self.catalog.mask(request.filters)
         if not drop and allowed is None:
             return ids, channels
-        rows = self.catalog.index.codes(ids) if allowed is not None else None
+        rows = self.catalog.index.positions(ids) if allowed is not None else None
         keep = [
             i
             for i, item in enumerate(ids)

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from recforge.errors import DataError, RecforgeError
+from recforge.ids import coerce_key
 from recforge.registry import Registry
 from recforge.serving.store.options import StoreOptions
 
@@ -141,18 +142,6 @@ def key_array(keys: Sequence[Any] | np.ndarray, key_type: pa.DataType) -> pa.Arr
         return pa.array(keys, type=key_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
         return pa.array([coerce_key(k, key_type) for k in keys], type=key_type)
-
-
-def coerce_key(key: Any, key_type: pa.DataType) -> Any:
-    """One key as a value of `key_type` (see `key_array`), or None."""
-    if key is None or isinstance(key, (bool, float)):
-        return None
-    if pa.types.is_string(key_type) or pa.types.is_large_string(key_type):
-        return key if isinstance(key, str) else str(key)
-    try:
-        return pa.scalar(int(key), type=key_type).as_py()
-    except (pa.ArrowInvalid, TypeError, ValueError, OverflowError):
-        return None
 
 
 def missing_table(

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from recforge.data.readers import read_table
 from recforge.errors import ConfigError, DataError
+from recforge.ids import IdIndex
 from recforge.serving.store.base import (
     STORES,
     FeatureStore,
@@ -25,7 +26,6 @@ from recforge.serving.store.base import (
     missing_table,
     output_columns,
 )
-from recforge.serving.store.index import KeyIndex
 from recforge.serving.store.options import StoreOptions
 
 log = logging.getLogger(__name__)
@@ -42,14 +42,14 @@ class _Entity:
             )
         self.table = table.combine_chunks()  # one chunk per column: `take` on it is a single gather
         self.key = key
-        self.index = KeyIndex(self.table[key])
-        if self.index.null_keys or self.index.duplicates:
+        self.index = IdIndex(self.table[key], duplicates="last", coerce="text")  # as Redis: 12 finds "12"
+        if self.index.null_ids or self.index.duplicates:
             log.warning(
                 "%s: entity %r: %s rows with a null %r cannot be looked up; %s duplicate keys resolve to their "
                 "last row",
                 origin,
                 name,
-                f"{self.index.null_keys:,}",
+                f"{self.index.null_ids:,}",
                 key,
                 f"{self.index.duplicates:,}",
             )

@@ -1,0 +1,101 @@
+"""Which raw columns the features read, which side each belongs to, and the rows each feature is computed on.
+
+A raw column belongs to the item side when an item-side feature reads it, else to the user side when a
+user-side feature reads it, else to the context. A feature that reads item columns only is computed once
+per item; one that reads no item column once per request (user + context), then broadcast; one that reads
+both (a cross of a user and an item column) on the joined rows. A feature's output for a row depends on
+that row alone, so the three groups assembled side by side equal the transform of the joined rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from recforge.features.base import Feature, FeatureState
+
+SIDE_RANK = {"item": 0, "user": 1, "context": 2}
+GROUPS = ("request", "item", "joint")
+
+
+def column_sides(features: Mapping[str, Feature[Any]]) -> dict[str, str]:
+    """Raw column -> side: item if any item-side feature reads it, else user if a user-side one does, else context."""
+    sides: dict[str, str] = {}
+    for feature in features.values():
+        for column in feature.columns():
+            if column not in sides or SIDE_RANK[feature.side] < SIDE_RANK[sides[column]]:
+                sides[column] = feature.side
+    return sides
+
+
+def feature_columns(features: Mapping[str, Feature[Any]], name: str) -> list[str]:
+    """Raw columns a feature's transform reads, following a cross's inputs."""
+    feature = features[name]
+    columns = list(feature.columns())
+    for upstream in getattr(feature.config, "inputs", None) or []:
+        columns += feature_columns(features, upstream)
+    return list(dict.fromkeys(columns))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Features split by the rows they are computed on: once per request, once per item, or per joined row."""
+
+    sides: dict[str, str]
+    request: tuple[str, ...]
+    item: tuple[str, ...]
+    joint: tuple[str, ...]
+
+    @classmethod
+    def of(cls, features: Mapping[str, Feature[Any]]) -> Layout:
+        sides = column_sides(features)
+        groups: dict[str, list[str]] = {g: [] for g in GROUPS}
+        for name in features:
+            on_item = {sides[c] == "item" for c in feature_columns(features, name)}
+            groups["joint" if len(on_item) == 2 else "item" if on_item == {True} else "request"].append(name)
+        return cls(sides, tuple(groups["request"]), tuple(groups["item"]), tuple(groups["joint"]))
+
+    def group(self, name: str) -> tuple[str, ...]:
+        """The features of one of GROUPS."""
+        names: tuple[str, ...] = getattr(self, name)
+        return names
+
+    def columns(self, features: Mapping[str, Feature[Any]], group: str) -> list[str]:
+        """The raw columns the features of `group` read, in first-read order."""
+        return list(dict.fromkeys(c for name in self.group(group) for c in feature_columns(features, name)))
+
+
+# ------------------------------------------------------------------ raw column types (for nulls and v2 metadata)
+States = Mapping[str, FeatureState]
+
+
+def _vocab_type(states: States, name: str) -> pa.DataType:
+    arrays = states[name].arrays
+    vocab = arrays.get("vocab", arrays.get("dtype"))  # a dynamic id feature keeps only its value type
+    return vocab.type if vocab is not None else pa.string()
+
+
+def _list_or_text(feature: Feature[Any], value_type: pa.DataType) -> pa.DataType:
+    return pa.string() if feature.config.sep else pa.list_(value_type)
+
+
+_COLUMN_TYPES: dict[str, Callable[[Feature[Any], States], dict[str, pa.DataType]]] = {
+    "id": lambda f, s: {f.source: _vocab_type(s, f.name)},
+    "numeric": lambda f, s: {f.source: pa.float64()},
+    "tag": lambda f, s: {f.source: _list_or_text(f, _vocab_type(s, f.name))},
+    "sequence": lambda f, s: {f.source: _list_or_text(f, _vocab_type(s, f.config.of))},
+    "lookup": lambda f, s: {f.config.map_column: pa.map_(pa.string(), pa.float64()), f.config.key: pa.string()},
+}
+
+
+def column_types(features: Mapping[str, Feature[Any]], states: States) -> dict[str, pa.DataType]:
+    """The Arrow type each raw column is read as (a vocabulary's type, float64 for numbers, ...)."""
+    out: dict[str, pa.DataType] = {}
+    for feature in features.values():
+        guess = _COLUMN_TYPES.get(feature.kind, lambda f, s: dict.fromkeys(f.columns(), pa.string()))
+        for column, kind in guess(feature, states).items():
+            out.setdefault(column, kind)
+    return out
