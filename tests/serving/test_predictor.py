@@ -20,6 +20,7 @@ from recforge.data.synthetic import generate_synthetic
 from recforge.errors import BundleError, ConfigError, DataError, RecforgeError
 from recforge.features import FeatureSet
 from recforge.features.categorical import SMALL_LOOKUP, VocabIndex
+from recforge.features.compare import batch_mismatches
 from recforge.models import MODELS, build_model
 from recforge.models.registry import MODEL_TRAINERS, MULTITASK
 from recforge.pipeline.rank import train
@@ -31,16 +32,8 @@ N_REQUESTS = 1000
 
 
 def assert_batches_equal(online: Batch, offline: Batch) -> None:
-    """Same ids, bags and dense values, bit for bit (torch.equal, no tolerance)."""
-    assert torch.equal(online.ids, offline.ids)
-    assert torch.equal(online.dense, offline.dense)
-    assert list(online.bags) == list(offline.bags)
-    for name, bag in online.bags.items():
-        assert torch.equal(bag.values, offline.bags[name].values), name
-        other = offline.bags[name].weights
-        assert (bag.weights is None) == (other is None), name
-        if bag.weights is not None and other is not None:
-            assert torch.equal(bag.weights, other), name
+    """Same ids, bags (with weights and attributes) and dense values, bit for bit: the skew check's comparison."""
+    assert batch_mismatches(online, offline) == {}
 
 
 def joined_rows(

@@ -1,0 +1,173 @@
+"""Request logging and `recforge skew check`: a served bundle's logged requests replay through the batch path
+with 0 mismatches; a feature whose online transform differs is found and named."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from test_http import start_server, stop_server
+
+from recforge.bundle import load_bundle
+from recforge.config import build_config
+from recforge.config.serving import load_serving_config
+from recforge.pipeline.rank import train
+from recforge.pipeline.serve import write_serving_files
+from recforge.serving.recommender import RecommendRequest
+from recforge.serving.request_log import read_records
+from recforge.serving.service import build_service
+from recforge.serving.skew import check_skew
+
+from support import REPO, small_synthetic
+
+EXTRA_FEATURES = [
+    {"name": "city_tier", "kind": "id", "side": "user"},
+    {"name": "brand_id", "kind": "id", "side": "item"},
+    {"name": "price_std", "kind": "numeric", "side": "item", "column": "price", "transform": "standard"},
+    {"name": "gender_x_category", "kind": "cross", "inputs": ["gender", "category_id"], "buckets": 97},
+    {"name": "age_x_gender", "kind": "cross", "side": "user", "inputs": ["age", "gender"], "buckets": 31},
+]
+FEATURES = [
+    "user_id",
+    "age",
+    "gender",
+    "item_id",
+    "category_id",
+    "price",
+    "position",
+    "city_tier",
+    "brand_id",
+    "gender_x_category",
+    "age_x_gender",
+    "price_std",
+]  # id fields in schema order, then the dense one
+UNKNOWN_ITEM = 10**6
+
+
+@dataclass
+class Run:
+    root: Path
+    bundle: Path
+    serving: Path
+    users: list[int]
+    items: list[int]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    root = tmp_path_factory.mktemp("skew")
+    tree = small_synthetic(epochs=1, early_stop=None)
+    tree["data"]["synthetic"]["n_impressions"] = 20_000
+    tree["features"] += EXTRA_FEATURES
+    cfg = build_config(tree)
+    result = train(cfg, root / "run")
+    serving = write_serving_files(cfg, root, None)
+    users = pq.read_table(root / "tables" / "users.parquet")["user_id"].to_pylist()
+    items = pq.read_table(root / "tables" / "items.parquet")["item_id"].to_pylist()
+    return Run(root, result.bundle, serving, users, items)
+
+
+def requests(run: Run, n: int, seed: int) -> list[dict[str, Any]]:
+    """/recommend bodies: known and unknown users, 1-30 candidates (some unknown items), some without context."""
+    rng = np.random.default_rng(seed)
+    bodies = []
+    for r in range(n):
+        user = run.users[int(rng.integers(len(run.users)))] if r % 10 else 10**9 + r  # every 10th user is unknown
+        candidates = rng.choice(run.items, size=int(rng.integers(1, 31)), replace=False).tolist()
+        if r % 7 == 0:
+            candidates.append(UNKNOWN_ITEM)
+        body: dict[str, Any] = {"user_id": user, "candidates": candidates, "k": 5}
+        if r % 3:
+            body["context"] = {"position": int(rng.integers(1, 20))}
+        bodies.append(body)
+    return bodies
+
+
+def skew_cli(bundle: Path, log: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "recforge", "skew", "check", str(bundle), str(log), "--out", str(out)]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_logged_requests_of_a_live_service_replay_with_zero_mismatches(run: Run, tmp_path: Path) -> None:
+    """300 /recommend requests over HTTP, every one logged; `recforge skew check` finds 0 mismatches."""
+    log_dir = tmp_path / "requests"
+    settings = [f"logging.requests.path={log_dir}", "logging.requests.sample_rate=1.0", "watch.enabled=false"]
+    server = start_server(run.bundle, run.serving, *settings)
+    bodies = requests(run, 300, seed=1)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            answers = [client.post("/recommend", json=body) for body in bodies]
+        metrics = server.get("/metrics").text
+    finally:
+        stop_server(server)  # a graceful stop drains the log
+    assert [a.status_code for a in answers] == [200] * 300
+    assert "recforge_request_log_dropped_total 0.0" in metrics
+    records = [r for _, r in read_records(log_dir)]
+    assert len(records) == 300 and all(r is not None for r in records)
+    rows = sum(len(set(b["candidates"])) for b in bodies)
+    first = records[0]
+    assert first is not None and first["user_id"] == bodies[0]["user_id"]
+    assert first["items"]["item_id"] == bodies[0]["candidates"]
+    top = answers[0].json()["items"]
+    logged = dict(zip(first["items"]["item_id"], first["scores"], strict=True))
+    assert [logged[i["item_id"]] for i in top] == [i["score"] for i in top]  # the log holds what was answered
+
+    result = skew_cli(run.bundle, log_dir, tmp_path / "report.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["ok"], report["records"], report["rows"], report["mismatches"]) == (True, 300, rows, 0)
+    assert report["skipped"] == {}
+    assert sorted(report["features"]) == sorted(FEATURES)
+    assert {f["rows"] for f in report["features"].values()} == {rows}
+    assert report["max_score_diff"] <= 1e-6
+    assert "no skew" in result.stdout
+
+
+def shifted_copy(bundle: Path, dest: Path, feature: str, by: float) -> Path:
+    """The bundle with one numeric feature's fitted boundaries moved: its online transform now differs."""
+    shutil.copytree(bundle, dest)
+    path = dest / "features" / "features.json"
+    state = json.loads(path.read_text())
+    params = state["states"][feature]
+    params["boundaries"] = [b + by for b in params["boundaries"]]
+    path.write_text(json.dumps(state))
+    return dest
+
+
+def test_a_planted_skew_is_found_and_named(run: Run, tmp_path: Path) -> None:
+    """The service runs a copy of the bundle whose `price` buckets are shifted by 15; the check names `price` only."""
+    served = shifted_copy(run.bundle, tmp_path / "served", "price", 15.0)
+    log_file = tmp_path / "requests.jsonl"
+    config = load_serving_config(
+        run.serving, ["watch.enabled=false", f"logging.requests.path={log_file}", "logging.requests.sample_rate=1"]
+    )
+    service = build_service(served, config)
+    for body in requests(run, 200, seed=2):
+        service.recommender.recommend(
+            RecommendRequest(body["user_id"], 5, body.get("context", {}), (), (), body["candidates"])
+        )
+    service.stop()
+
+    report = check_skew(run.bundle, log_file)
+    assert report.records == 200 and not report.ok
+    assert report.skewed == ["price"]  # price_std reads the same column through its own transform
+    price = report.features["price"]
+    assert 0 < price.mismatches < price.rows and price.example is not None
+    value = price.example["inputs"]["price"]
+    assert set(price.example["inputs"]) == {"price"} and price.example["online"] != price.example["offline"]
+    boundaries = load_bundle(run.bundle).features.states["price"].params["boundaries"]
+    assert price.example["offline"] == int(np.searchsorted(boundaries, value, side="right")) + 1
+    assert report.max_score_diff > 1e-6
+    assert check_skew(served, log_file).ok  # the bundle that served them replays them exactly
+
+    result = skew_cli(run.bundle, log_file, tmp_path / "report.json")
+    assert result.returncode == 1 and "SKEW: features with mismatches: price;" in result.stdout
