@@ -4,6 +4,7 @@ with 0 mismatches; a feature whose online transform differs is found and named."
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,10 +21,11 @@ from test_http import start_server, stop_server
 from recforge.bundle import load_bundle
 from recforge.config import build_config
 from recforge.config.serving import load_serving_config
+from recforge.errors import ConfigError, DataError
 from recforge.pipeline.rank import train
 from recforge.pipeline.serve import write_serving_files
 from recforge.serving.recommender import RecommendRequest
-from recforge.serving.request_log import read_records
+from recforge.serving.request_log import LoggedRequest, RotatingFile, read_records
 from recforge.serving.service import build_service
 from recforge.serving.skew import check_skew
 
@@ -171,3 +173,54 @@ def test_a_planted_skew_is_found_and_named(run: Run, tmp_path: Path) -> None:
 
     result = skew_cli(run.bundle, log_file, tmp_path / "report.json")
     assert result.returncode == 1 and "SKEW: features with mismatches: price;" in result.stdout
+
+    log_file.open("a").write('{"torn": \n')
+    other = json.loads(log_file.read_text().splitlines()[0]) | {"version": "v-other"}
+    log_file.open("a").write(json.dumps(other) + "\n")
+    again = check_skew(served, log_file)
+    assert (again.records, again.ok) == (200, True)
+    assert again.skipped == {"unreadable": 1, f"version 'v-other' is not in {served}": 1}
+
+
+def test_a_full_queue_drops_and_counts_records_and_never_blocks(run: Run, tmp_path: Path) -> None:
+    """1000 requests offered at once to a 1-record queue: written + dropped = 1000, as the metrics say."""
+    settings = ["watch.enabled=false", f"logging.requests.path={tmp_path}", "logging.requests.sample_rate=1"]
+    service = build_service(run.bundle, load_serving_config(run.serving, [*settings, "logging.requests.queue=1"]))
+    request_log = service.request_log
+    assert request_log is not None and request_log.config.queue == 1
+    user = {"user_id": run.users[0]}
+    batch = service.predictor.build_inputs(user, run.items[:3])
+    tasks = service.predictor.score_inputs(batch)
+    entry = LoggedRequest(service.predictor, run.users[0], user, {}, run.items[:3], batch, tasks, tasks["score"], 0.0)
+    for _ in range(1000):
+        request_log.offer(entry)
+    service.stop()
+    assert request_log.written + request_log.dropped == 1000 and request_log.dropped > 0
+    lines = (tmp_path / f"requests-{os.getpid()}.jsonl").read_text().splitlines()
+    assert len(lines) == request_log.written
+    metrics = service.metrics.render().decode()
+    assert f"recforge_request_log_records_total {float(request_log.written)}" in metrics
+    assert f"recforge_request_log_dropped_total {float(request_log.dropped)}" in metrics
+
+
+def test_the_log_file_rotates_and_keeps_max_files(tmp_path: Path) -> None:
+    """30-byte lines, 100-byte files, 2 rotated files kept: lines 1-3 are gone, 4-10 remain in order."""
+    sink = RotatingFile(tmp_path / "requests.jsonl", max_bytes=100, max_files=2)
+    for n in range(1, 11):
+        sink.write(f"{n:029d}\n".encode())
+    sink.close()
+    kept = [tmp_path / name for name in ("requests.2.jsonl", "requests.1.jsonl", "requests.jsonl")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in kept)
+    assert [int(line) for p in kept for line in p.read_text().splitlines()] == list(range(4, 11))
+
+
+def test_request_logging_is_off_by_default_and_paths_resolve_against_the_yaml(tmp_path: Path) -> None:
+    assert load_serving_config(None).logging.requests is None
+    (tmp_path / "serving.yaml").write_text("logging: {requests: {path: logs/requests.jsonl}}\n")
+    requests_config = load_serving_config(tmp_path / "serving.yaml").logging.requests
+    assert requests_config is not None and requests_config.path == str(tmp_path.resolve() / "logs" / "requests.jsonl")
+    assert (requests_config.sample_rate, requests_config.max_bytes, requests_config.max_files) == (0.01, 2**26, 5)
+    with pytest.raises(ConfigError, match=r"logging\.requests\.sample_rate"):
+        load_serving_config(tmp_path / "serving.yaml", ["logging.requests.sample_rate=2"])
+    with pytest.raises(DataError, match="no request log here"):
+        check_skew(tmp_path, tmp_path / "missing.jsonl")
