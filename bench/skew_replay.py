@@ -3,8 +3,8 @@
 A DeepFM on the synthetic world (examples/synthetic_deepfm.yaml, scaled down) is served in-process
 (`build_service`, the object `recforge serve` wraps) with `logging.requests.sample_rate: 1.0`. Each
 request ranks 1-50 random catalog items (every 7th adds an id the catalog lacks; every 10th user is
-unknown; two in three carry a `position`). The same requests run without logging and with it,
-interleaved by 1,000 (ms/request, median and p99, in-process, no HTTP); then `recforge skew check`'s
+unknown; two in three carry a `position`). The same requests run without logging, with 1% logged and
+with all logged, interleaved by 1,000 (ms/request, median and p99, in-process, no HTTP); then `recforge skew check`'s
 library call replays the log. Reported: records, rows, per-feature mismatches, the largest |score
 difference|, log size, replay seconds.
 
@@ -29,6 +29,7 @@ from recforge.config import load_config
 from recforge.config.serving import load_serving_config
 from recforge.pipeline.serve import write_serving_files
 from recforge.serving.recommender import RecommendRequest
+from recforge.serving.request_log import RequestLog
 from recforge.serving.service import Service, build_service
 from recforge.serving.skew import check_skew
 
@@ -76,46 +77,52 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    work = Path(tempfile.mkdtemp(prefix="skew-replay-"))
+    with tempfile.TemporaryDirectory(prefix="skew-replay-") as tmp:
+        result = run(args.requests, Path(tmp))
+    print(json.dumps(result, indent=2))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+
+
+def run(n_requests: int, work: Path) -> dict[str, Any]:
+    """Train, serve with every request logged, replay; the figures."""
     cfg = load_config(REPO / "examples" / "synthetic_deepfm.yaml", WORLD)
     bundle = pipeline.train(cfg, work / "run").bundle
     serving = write_serving_files(cfg, work, None)
     users = pq.read_table(work / "tables" / "users.parquet")["user_id"].to_pylist()
     items = pq.read_table(work / "tables" / "items.parquet")["item_id"].to_pylist()
-    requests = make_requests(users, items, args.requests, seed=0)
+    requests = make_requests(users, items, n_requests, seed=0)
     log_dir = work / "requests"
     settings = ["watch.enabled=false", f"logging.requests.path={log_dir}", "logging.requests.sample_rate=1.0"]
-    settings += [f"logging.requests.queue={args.requests}"]
+    settings += [f"logging.requests.queue={n_requests}"]
     service = build_service(bundle, load_serving_config(serving, settings))
     request_log = service.recommender.request_log
-    off: list[float] = []
-    on: list[float] = []
-    for start in range(0, len(requests), 1000):  # interleaved, so load from other jobs hits both alike
-        chunk = requests[start : start + 1000]
-        service.recommender.request_log = None
-        off += timed(service, chunk)
-        service.recommender.request_log = request_log
-        on += timed(service, chunk)
-    service.stop()
     assert request_log is not None
+    sampled = RequestLog(request_log.config.model_copy(update={"path": str(work / "sampled"), "sample_rate": 0.01}))
+    arms: dict[str, RequestLog | None] = {"logging_off": None, "logging_1pct": sampled, "logging_all": request_log}
+    ms: dict[str, list[float]] = {arm: [] for arm in arms}
+    for start in range(0, len(requests), 1000):  # interleaved, so load from other jobs hits every arm alike
+        for arm, log in arms.items():
+            service.recommender.request_log = log
+            ms[arm] += timed(service, requests[start : start + 1000])
+    service.stop()
+    sampled.close()
     started = time.perf_counter()
     report = check_skew(bundle, log_dir)
     replay_s = time.perf_counter() - started
     result: dict[str, Any] = {
-        "requests": args.requests,
+        "requests": n_requests,
         "logged": request_log.written,
         "dropped": request_log.dropped,
         "log_mb": round(sum(p.stat().st_size for p in log_dir.iterdir()) / 2**20, 1),
-        "logging_off": stats(off),
-        "logging_on": stats(on),
+        **{arm: stats(values) for arm, values in ms.items()},
+        "logged_1pct": sampled.written,
         "replay_s": round(replay_s, 1),
         **{k: v for k, v in report.to_json().items() if k not in ("features",)},
         "mismatches_per_feature": {name: f.mismatches for name, f in report.features.items()},
     }
-    print(json.dumps(result, indent=2))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":

@@ -135,6 +135,7 @@ class RequestLog:
         self.file = RotatingFile(log_file(config.path), config.max_bytes, config.max_files)
         self.written = self.dropped = 0
         self._random = random.Random(seed)
+        self._count_lock = threading.Lock()
         self._queue: queue.Queue[LoggedRequest | None] = queue.Queue(config.queue)
         self._thread = threading.Thread(target=self._run, name="recforge-request-log", daemon=True)
         self._thread.start()
@@ -152,12 +153,20 @@ class RequestLog:
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, then stop the writer and close the file."""
-        if self._thread.is_alive():
+        if not self._thread.is_alive():
+            return
+        try:
             self._queue.put(None, timeout=timeout)
-            self._thread.join(timeout)
+        except queue.Full:
+            log.warning(
+                "request log: the writer did not drain in %.0f s; %d records not written", timeout, self._queue.qsize()
+            )
+            return
+        self._thread.join(timeout)
 
     def _drop(self) -> None:
-        self.dropped += 1
+        with self._count_lock:  # request threads and the writer both drop
+            self.dropped += 1
         if self.metrics is not None:
             self.metrics.request_log_dropped.inc()
 
