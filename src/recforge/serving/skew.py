@@ -152,14 +152,14 @@ def _replay(chunk: Chunk, report: SkewReport) -> None:
     bundle = chunk.bundle
     batch = bundle.features.transform(table, labels=False, source="request log")
     offline = field_rows(batch, bundle.features.schema())
-    online = {name: [v for _, r in chunk.records for v in r["features"].get(name, [])] for name in offline}
-    online |= {name: [] for _, r in chunk.records for name in r["features"] if name not in offline}
+    logged = dict.fromkeys(name for _, r in chunk.records for name in r["features"])
+    online = {name: [v for _, r in chunk.records for v in r["features"].get(name, [])] for name in logged}
     origin = [(where, row) for where, r in chunk.records for row in range(len(r["scores"]))]
     mismatches = mismatched_rows(online, offline)
     for name in dict.fromkeys([*offline, *online]):
         skew = report.features.setdefault(name, FeatureSkew())
         skew.rows += table.num_rows
-        rows = mismatches.get(name, [])
+        rows = [r for r in mismatches.get(name, []) if r < table.num_rows]
         skew.mismatches += len(rows)
         if rows and skew.example is None:
             skew.example = _example(bundle, table, name, rows[0], origin, online, offline)
