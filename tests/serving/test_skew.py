@@ -19,6 +19,7 @@ import pytest
 from test_http import start_server, stop_server
 
 from recforge.bundle import load_bundle
+from recforge.bundle.stream import publish
 from recforge.config import build_config
 from recforge.config.serving import load_serving_config
 from recforge.errors import ConfigError, DataError
@@ -134,30 +135,36 @@ def test_logged_requests_of_a_live_service_replay_with_zero_mismatches(run: Run,
     assert "no skew" in result.stdout
 
 
-def shifted_copy(bundle: Path, dest: Path, feature: str, by: float) -> Path:
-    """The bundle with one numeric feature's fitted boundaries moved: its online transform now differs."""
+def shifted_copy(bundle: Path, dest: Path, feature: str, by: float, version: str | None = None) -> Path:
+    """The bundle with one numeric feature's fitted boundaries moved (its online transform now differs),
+    under the same manifest version unless `version` is given."""
     shutil.copytree(bundle, dest)
     path = dest / "features" / "features.json"
     state = json.loads(path.read_text())
     params = state["states"][feature]
     params["boundaries"] = [b + by for b in params["boundaries"]]
     path.write_text(json.dumps(state))
+    if version is not None:
+        manifest = json.loads((dest / "manifest.json").read_text())
+        (dest / "manifest.json").write_text(json.dumps(manifest | {"version": version}))
     return dest
+
+
+def serve_logged(run: Run, model: Path, log: Path, n: int, seed: int) -> None:
+    """Serve `model` in-process with every request logged to `log`, answer `n` requests, stop (drains the log)."""
+    settings = ["watch.enabled=false", f"logging.requests.path={log}", "logging.requests.sample_rate=1"]
+    service = build_service(model, load_serving_config(run.serving, settings))
+    for body in requests(run, n, seed):
+        request = RecommendRequest(body["user_id"], 5, body.get("context", {}), candidates=body["candidates"])
+        service.recommender.recommend(request)
+    service.stop()
 
 
 def test_a_planted_skew_is_found_and_named(run: Run, tmp_path: Path) -> None:
     """The service runs a copy of the bundle whose `price` buckets are shifted by 15; the check names `price` only."""
     served = shifted_copy(run.bundle, tmp_path / "served", "price", 15.0)
     log_file = tmp_path / "requests.jsonl"
-    config = load_serving_config(
-        run.serving, ["watch.enabled=false", f"logging.requests.path={log_file}", "logging.requests.sample_rate=1"]
-    )
-    service = build_service(served, config)
-    for body in requests(run, 200, seed=2):
-        service.recommender.recommend(
-            RecommendRequest(body["user_id"], 5, body.get("context", {}), (), (), body["candidates"])
-        )
-    service.stop()
+    serve_logged(run, served, log_file, 200, seed=2)
 
     report = check_skew(run.bundle, log_file)
     assert report.records == 200 and not report.ok
@@ -180,6 +187,25 @@ def test_a_planted_skew_is_found_and_named(run: Run, tmp_path: Path) -> None:
     again = check_skew(served, log_file)
     assert (again.records, again.ok) == (200, True)
     assert again.skipped == {"unreadable": 1, f"version 'v-other' is not in {served}": 1}
+
+
+def test_a_model_stream_replays_each_record_with_the_version_that_served_it(run: Run, tmp_path: Path) -> None:
+    """Two versions served in turn into one log: the stream replays both exactly; one bundle skips the other's."""
+    stream = tmp_path / "stream"
+    publish(run.bundle, stream, "v1")
+    second = shifted_copy(run.bundle, tmp_path / "v2", "price", 15.0, version="v2")
+    publish(second, stream, "v2")
+    log_file = tmp_path / "requests.jsonl"
+    serve_logged(run, stream / "v1", log_file, 60, seed=3)
+    serve_logged(run, stream, log_file, 40, seed=4)  # LATEST: v2
+    versions = [r["version"] for _, r in read_records(log_file) if r is not None]
+    first = load_bundle(run.bundle).version
+    assert versions == [first] * 60 + ["v2"] * 40
+
+    both = check_skew(stream, log_file)
+    assert (both.ok, both.records, both.mismatches, dict(both.skipped)) == (True, 100, 0, {})
+    one = check_skew(run.bundle, log_file)
+    assert (one.ok, one.records, dict(one.skipped)) == (True, 60, {f"version 'v2' is not in {run.bundle}": 40})
 
 
 def test_a_full_queue_drops_and_counts_records_and_never_blocks(run: Run, tmp_path: Path) -> None:
