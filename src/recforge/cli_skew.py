@@ -39,6 +39,9 @@ def check(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report.to_json(), indent=2, default=str))
         typer.echo(f"report: {out}")
+    if report.records == 0:
+        typer.echo("SKEW CHECK FAILED: no record could be replayed (see the skipped counts above)")
+        raise typer.Exit(1)
     if not report.ok:
         skewed = ", ".join(report.skewed) or "none"
         typer.echo(f"SKEW: features with mismatches: {skewed}; max score difference {report.max_score_diff:.3g}")
