@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from test_http import start_server, stop_server
@@ -26,7 +27,7 @@ from recforge.errors import ConfigError, DataError
 from recforge.pipeline.rank import train
 from recforge.pipeline.serve import write_serving_files
 from recforge.serving.recommender import RecommendRequest
-from recforge.serving.request_log import LoggedRequest, RotatingFile, read_records
+from recforge.serving.request_log import LoggedRequest, RotatingFile, encode_schema, read_records, rows_table
 from recforge.serving.service import build_service
 from recforge.serving.skew import check_skew
 
@@ -250,3 +251,28 @@ def test_request_logging_is_off_by_default_and_paths_resolve_against_the_yaml(tm
         load_serving_config(tmp_path / "serving.yaml", ["logging.requests.sample_rate=2"])
     with pytest.raises(DataError, match="no request log here"):
         check_skew(tmp_path, tmp_path / "missing.jsonl")
+
+
+def test_logged_raw_rows_come_back_with_their_arrow_types() -> None:
+    """Ints, floats, strings, lists, maps and nulls survive the JSON line exactly (a map row is [[k, v], ...])."""
+    items = pa.table(
+        {
+            "item_id": pa.array([5, 6, 7], pa.int32()),
+            "price": [1.5, None, 2.25],
+            "tags": pa.array([["a", "b"], [], None], pa.list_(pa.string())),
+            "scores": pa.array([[("x", 0.5)], None, []], pa.map_(pa.string(), pa.float64())),
+        }
+    )
+    request = pa.table({"user_id": [42], "gender": pa.nulls(1, pa.string())})
+    record = json.loads(
+        json.dumps(
+            {
+                "schema": encode_schema(pa.schema([*items.schema, *request.schema])),
+                "request": request.to_pylist()[0],
+                "items": items.to_pydict(),
+            }
+        )
+    )
+    rows = rows_table(record)
+    expected = items.append_column("user_id", pa.array([42] * 3)).append_column("gender", pa.nulls(3, pa.string()))
+    assert rows.equals(expected)

@@ -107,7 +107,7 @@ def to_record(entry: LoggedRequest) -> dict[str, Any]:
         "version": predictor.version,
         "user_id": entry.user_id,
         "context": dict(entry.context),
-        "schema": base64.b64encode(schema.serialize().to_pybytes()).decode(),
+        "schema": encode_schema(schema),
         "request": request.to_pylist()[0],
         "items": items.to_pydict(),
         "features": field_rows(entry.batch, predictor.schema),
@@ -116,12 +116,24 @@ def to_record(entry: LoggedRequest) -> dict[str, Any]:
     }
 
 
+def encode_schema(schema: pa.Schema) -> str:
+    return base64.b64encode(schema.serialize().to_pybytes()).decode()
+
+
 def rows_table(record: Mapping[str, Any]) -> pa.Table:
     """A logged request's raw rows, one per candidate, with the types the service read them as."""
     schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(record["schema"])))
     n = len(next(iter(record["items"].values())))
     columns = {**record["items"], **{c: [v] * n for c, v in record["request"].items()}}
-    return pa.Table.from_pydict(columns, schema=schema)
+    arrays = [pa.array(_from_json(columns[f.name], f.type), f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _from_json(values: list[Any], kind: pa.DataType) -> list[Any]:
+    """JSON gives a map row as [[key, value], ...]; Arrow reads (key, value) tuples."""
+    if pa.types.is_map(kind):
+        return [None if row is None else [tuple(pair) for pair in row] for row in values]
+    return values
 
 
 class RequestLog:

@@ -9,6 +9,7 @@ version that served them: BUNDLE is that bundle, or a model stream holding every
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from recforge.errors import DataError
 from recforge.features.compare import field_rows, mismatched_rows
 from recforge.serving.predictor import feature_columns
 from recforge.serving.request_log import log_files, read_records, rows_table
+
+log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 65_536
 REQUIRED = ("version", "schema", "request", "items", "features", "scores")
@@ -105,6 +108,7 @@ class Chunk:
 
     bundle: Bundle
     records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    tables: list[pa.Table] = field(default_factory=list)
     rows: int = 0
 
 
@@ -132,6 +136,12 @@ def _chunks(
         if record is None or any(k not in record for k in REQUIRED):
             report.skipped["unreadable"] += 1
             continue
+        try:
+            table = rows_table(record)
+        except (pa.ArrowException, TypeError, ValueError, KeyError, StopIteration) as exc:
+            report.skipped["raw rows unreadable"] += 1
+            log.warning("%s: the logged raw rows cannot be rebuilt (%s); record skipped", where, exc)
+            continue
         bundle = bundles.get(str(record["version"]))
         if bundle is None:
             report.skipped[f"version {record['version']!r} is not in {bundles.where}"] += 1
@@ -141,6 +151,7 @@ def _chunks(
                 yield chunk
             chunk, key = Chunk(bundle), (record["version"], record["schema"])
         chunk.records.append((where, record))
+        chunk.tables.append(table)
         chunk.rows += len(record["scores"])
     if chunk is not None:
         yield chunk
@@ -148,7 +159,7 @@ def _chunks(
 
 def _replay(chunk: Chunk, report: SkewReport) -> None:
     """Transform and score the chunk's rows offline; compare with what the service logged."""
-    table = pa.concat_tables([rows_table(record) for _, record in chunk.records])
+    table = pa.concat_tables(chunk.tables)
     bundle = chunk.bundle
     batch = bundle.features.transform(table, labels=False, source="request log")
     offline = field_rows(batch, bundle.features.schema())
