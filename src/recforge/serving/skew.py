@@ -152,7 +152,7 @@ def _chunks(
             chunk, key = Chunk(bundle), (record["version"], record["schema"])
         chunk.records.append((where, record))
         chunk.tables.append(table)
-        chunk.rows += len(record["scores"])
+        chunk.rows += table.num_rows
     if chunk is not None:
         yield chunk
 
@@ -165,7 +165,8 @@ def _replay(chunk: Chunk, report: SkewReport) -> None:
     offline = field_rows(batch, bundle.features.schema())
     logged = dict.fromkeys(name for _, r in chunk.records for name in r["features"])
     online = {name: [v for _, r in chunk.records for v in r["features"].get(name, [])] for name in logged}
-    origin = [(where, row) for where, r in chunk.records for row in range(len(r["scores"]))]
+    pairs = zip(chunk.records, chunk.tables, strict=True)
+    origin = [(where, row) for (where, _), rows_of in pairs for row in range(rows_of.num_rows)]
     mismatches = mismatched_rows(online, offline)
     for name in dict.fromkeys([*offline, *online]):
         skew = report.features.setdefault(name, FeatureSkew())
