@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from recforge.batch import Batch
 from recforge.bundle.bundle import Bundle, load_bundle
 from recforge.data.readers import iter_batches
 from recforge.errors import DataError
@@ -25,7 +26,11 @@ log = logging.getLogger(__name__)
 
 def task_scores(bundle: Bundle, table: pa.Table | pa.RecordBatch, report: TransformReport | None = None) -> np.ndarray:
     """Every task's score for every row, float64 [B, T] (one column for a single-task bundle)."""
-    batch = bundle.features.transform(table, labels=False, report=report)
+    return batch_task_scores(bundle, bundle.features.transform(table, labels=False, report=report))
+
+
+def batch_task_scores(bundle: Bundle, batch: Batch) -> np.ndarray:
+    """Every task's score for every row of a transformed Batch, float64 [B, T]."""
     with torch.inference_mode():
         outputs = bundle.model(batch).float()
     return predictions(outputs, bundle.losses).numpy().astype(np.float64)

@@ -13,6 +13,7 @@ from recforge.cli.failure import run
 from recforge.cli.features import features_app
 from recforge.cli.model import model_app
 from recforge.cli.recall import recall_app
+from recforge.cli.skew import skew_app
 from recforge.cli.stream import stream_app
 
 app.add_typer(config_app, name="config")
@@ -21,6 +22,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(recall_app, name="recall")
 app.add_typer(features_app, name="features")
 app.add_typer(ev_app, name="ev")
+app.add_typer(skew_app, name="skew")
 
 __all__ = ["app", "main"]
 

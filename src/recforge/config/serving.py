@@ -13,6 +13,7 @@ from pydantic import Field
 
 from recforge.config.features import Strict
 from recforge.config.loader import load_tree, validate_block
+from recforge.config.request_log import LoggingConfig
 
 SERVING_FILE = "serving.yaml"
 
@@ -71,10 +72,11 @@ class ServingConfig(Strict):
     recommend: RecommendConfig = RecommendConfig()
     http: HttpConfig = HttpConfig()
     watch: WatchConfig = WatchConfig()
+    logging: LoggingConfig = LoggingConfig()
 
 
 def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
-    """Make `recall` and every `path` inside `store` absolute, relative to the config file's directory."""
+    """Make `recall` and every `path` inside `store` and `logging` absolute, relative to the config file's directory."""
     if isinstance(tree.get("recall"), str):
         tree["recall"] = str((base / tree["recall"]).resolve()) if "://" not in tree["recall"] else tree["recall"]
 
@@ -90,6 +92,7 @@ def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
                 walk(value)
 
     walk(tree.get("store"))
+    walk(tree.get("logging"))
 
 
 def find_serving_config(model_path: str | Path) -> Path | None:

@@ -62,6 +62,14 @@ class ServiceMetrics:
             "Feature lookups answered with defaults because the store failed (cumulative, read at scrape).",
             registry=self.registry,
         )
+        self.request_log_records = Counter(
+            "recforge_request_log_records", "Sampled requests written to the request log.", registry=self.registry
+        )
+        self.request_log_dropped = Counter(
+            "recforge_request_log_dropped",
+            "Sampled requests not logged: the writer's queue was full or the record could not be written.",
+            registry=self.registry,
+        )
         self.store_healthy = Gauge(
             "recforge_store_healthy", "1 while the feature store answers.", registry=self.registry
         )

@@ -249,7 +249,24 @@ class Predictor:
         """Each task's scores of `items` (a single-task bundle: {"score": probabilities})."""
         if len(items) == 0:
             return {name: np.empty(0, dtype=np.float64) for name in self.tasks or ("score",)}
-        return self._by_task(self.backend.probabilities(self.build_inputs(user, items, context)))
+        return self.score_inputs(self.build_inputs(user, items, context))
+
+    def score_inputs(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Each task's scores of a `build_inputs` Batch (lets a caller keep the Batch it scored, e.g. to log it)."""
+        return self._by_task(self.backend.probabilities(batch))
+
+    def raw_inputs(
+        self, user: Mapping[str, Any], items: Items, context: Mapping[str, Any] | None = None
+    ) -> tuple[pa.Table, pa.Table]:
+        """What the batch path reads for this request: its one row of user and context columns, and each item's
+        item columns (an id `set_items` did not see: only the id), as `build_inputs` joins them."""
+        catalog = self._catalog_or_fail()
+        keys = request_ids(items, catalog.index, self.item_key)
+        rows = catalog.index.positions(keys)
+        table = catalog.items.table
+        picked = table.take(pa.array(rows, mask=rows < 0))
+        picked = picked.set_column(table.schema.get_field_index(self.item_key), self.item_key, catalog.items.keys(keys))
+        return self._request_table(user, context or {}), picked
 
     def score_table(self, table: pa.Table) -> np.ndarray:
         """Click probabilities of rows that carry every input column (what /v2 infer and `recforge predict` send)."""

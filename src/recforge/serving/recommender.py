@@ -23,6 +23,7 @@ from recforge.ids import IdIndex
 from recforge.recall.channels.base import Query
 from recforge.recall.model import RecallModel
 from recforge.serving.predictor import Predictor
+from recforge.serving.request_log import LoggedRequest, RequestLog
 from recforge.serving.store import FeatureStore
 from recforge.serving.swap import ModelSlot
 
@@ -126,8 +127,10 @@ class Recommender:
         catalog: Catalog,
         recall: RecallModel | None,
         config: RecommendConfig,
+        request_log: RequestLog | None = None,
     ) -> None:
         self.slot = slot
+        self.request_log = request_log
         self.store = store
         self.catalog = catalog
         self.recall = recall
@@ -150,8 +153,15 @@ class Recommender:
         clock.lap("filter")
         if len(ids) == 0:
             return Recommendation([], [], [], predictor.name, predictor.version, known, clock.done())
-        by_task = predictor.score_tasks(user, ids, request.context)
+        batch = predictor.build_inputs(user, ids, request.context)
+        by_task = predictor.score_inputs(batch)
         scores = predictor.rank(by_task)
+        if self.request_log is not None and self.request_log.sampled():
+            self.request_log.offer(
+                LoggedRequest(
+                    predictor, request.user_id, user, dict(request.context), ids, batch, by_task, scores, time.time()
+                )
+            )
         top = _top_k(scores, k)
         clock.lap("rank")
         return Recommendation(

@@ -21,6 +21,7 @@ from recforge.recall.model import RecallModel
 from recforge.serving.metrics import ServiceMetrics
 from recforge.serving.predictor import Predictor
 from recforge.serving.recommender import Catalog, Recommender
+from recforge.serving.request_log import RequestLog
 from recforge.serving.store import FeatureStore, StoreOptions, build_store, parse_store_options
 from recforge.serving.swap import ModelSlot, ModelWatcher
 
@@ -37,6 +38,7 @@ class Service:
     store: FeatureStore
     catalog: Catalog
     metrics: ServiceMetrics
+    request_log: RequestLog | None = None
 
     @property
     def predictor(self) -> Predictor:
@@ -49,6 +51,8 @@ class Service:
     def stop(self) -> None:
         self.watcher.stop()
         self.store.close()
+        if self.request_log is not None:
+            self.request_log.close()
 
 
 def _catalog(options: StoreOptions, recall: RecallModel | None, item_key: str) -> Catalog:
@@ -113,5 +117,7 @@ def build_service(model_path: str | Path, config: ServingConfig) -> Service:
         on_swap=swapped,
         on_failure=lambda _version, _exc: metrics.swap_failures.inc(),
     )
-    recommender = Recommender(slot, store, catalog, recall, config.recommend)
-    return Service(path, config, slot, watcher, recommender, store, catalog, metrics)
+    requests = config.logging.requests
+    request_log = RequestLog(requests, metrics) if requests is not None else None
+    recommender = Recommender(slot, store, catalog, recall, config.recommend, request_log)
+    return Service(path, config, slot, watcher, recommender, store, catalog, metrics, request_log)
