@@ -10,6 +10,7 @@ from recforge.config.features import FeatureConfig, Strict
 from recforge.config.online import OnlineConfig
 from recforge.config.recall import RecallConfig
 from recforge.config.split import SplitConfig
+from recforge.config.tables import TablesConfig
 
 
 class LabelRule(Strict):
@@ -43,16 +44,6 @@ class SyntheticConfig(Strict):
         0.0, ge=0, description="Plant a pure category_id x city_tier interaction of this logit spread (0: none)."
     )
     noise_columns: int = Field(0, ge=0, le=20, description="Add impression columns noise_1.. that never affect clicks.")
-
-
-class TablesConfig(Strict):
-    """Raw warehouse-style tables: a behavior log joined with user and item tables."""
-
-    behavior: str
-    users: str | None = None
-    items: str | None = None
-    user_key: str = "user_id"
-    item_key: str = "item_id"
 
 
 class HistoryConfig(Strict):

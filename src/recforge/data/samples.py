@@ -107,7 +107,7 @@ def join_and_label(
     The result keeps a `__row` column (the behavior row number) for the split and for error messages.
     """
     origin = raw.origin or cfg.source
-    counts = {"raw": raw.behavior.num_rows}
+    counts = {**raw.counts, "raw": raw.behavior.num_rows}
     con = duckdb.connect(config={"enable_external_access": False})  # rule SQL may not touch files
     try:
         types = _join(con, raw, origin, counts)

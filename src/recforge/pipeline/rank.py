@@ -158,6 +158,7 @@ def train(
             "parameters": sum(p.numel() for p in model.parameters()),
         },
         "defaults": report,
+        "samples": samples.counts,
     }
     bundle = save_bundle(out / "bundle", cfg, features, model, metrics, parent=parent)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
