@@ -52,14 +52,7 @@ def check_references(cfg: PipelineConfig, file: str = "") -> None:
             raise ConfigError(
                 where, f"reads the label column {f.source!r}", fix="a label cannot be a feature", file=file
             )
-    if cfg.data.source == "samples" and not cfg.data.train:
-        raise ConfigError(
-            "data.train", "source 'samples' needs a train file", fix="set data.train (and data.valid)", file=file
-        )
-    if cfg.data.source in ("movielens", "criteo") and not cfg.data.path:
-        raise ConfigError("data.path", f"source {cfg.data.source!r} needs a path", fix="--set data.path=DIR", file=file)
-    if cfg.data.source == "tables" and cfg.data.tables is None:
-        raise ConfigError("data.tables", "source 'tables' needs `tables: {behavior: ...}`", file=file)
+    check_data(cfg, file)
     check_tasks(cfg, file)
     if cfg.train.early_stop is not None:
         metric = cfg.train.early_stop.metric
@@ -70,6 +63,25 @@ def check_references(cfg: PipelineConfig, file: str = "") -> None:
                 fix=f"use one of: {', '.join(metric_names(cfg))}",
                 file=file,
             )
+
+
+def check_data(cfg: PipelineConfig, file: str = "") -> None:
+    """The `data:` block names what its source needs."""
+    if cfg.data.source == "samples" and not cfg.data.train:
+        raise ConfigError(
+            "data.train", "source 'samples' needs a train file", fix="set data.train (and data.valid)", file=file
+        )
+    if cfg.data.source in ("movielens", "criteo") and not cfg.data.path:
+        raise ConfigError("data.path", f"source {cfg.data.source!r} needs a path", fix="--set data.path=DIR", file=file)
+    if cfg.data.negatives is not None and (cfg.data.label_rule is not None or cfg.data.source == "samples"):
+        raise ConfigError(
+            "data.negatives",
+            "sampled negatives are for a log of positives (no `label_rule`, not prebuilt samples)",
+            fix="remove `data.label_rule` (log rows are the positives) or `data.negatives`",
+            file=file,
+        )
+    if cfg.data.source == "tables" and cfg.data.tables is None:
+        raise ConfigError("data.tables", "source 'tables' needs `tables: {behavior: ...}`", file=file)
 
 
 def check_tasks(cfg: PipelineConfig, file: str = "") -> None:

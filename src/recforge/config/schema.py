@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recforge.config.features import FeatureConfig, Strict
+from recforge.config.negatives import NegativesConfig
 from recforge.config.online import OnlineConfig
 from recforge.config.recall import RecallConfig
 from recforge.config.split import SplitConfig
@@ -72,6 +73,9 @@ class DataConfig(Strict):
     weight: str | None = Field(None, description="Optional sample-weight column.")
     read_rows: int = Field(65_536, ge=256, description="Rows per Arrow record batch read from disk.")
     history: HistoryConfig | None = Field(None, description="Add each row's behavior history as a list column.")
+    negatives: NegativesConfig | None = Field(
+        None, description="Sample label-0 rows for a log of positives only (every log row, or its label-1 rows)."
+    )
 
 
 class ModelConfig(BaseModel):

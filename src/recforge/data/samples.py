@@ -19,10 +19,11 @@ import pyarrow as pa
 from recforge.config.schema import DataConfig, LabelRule
 from recforge.data.duck import fetch_arrow, quote
 from recforge.data.history import add_history
+from recforge.data.negatives import add_negatives, split_with_negatives
 from recforge.data.raw import RawTables
 from recforge.data.readers import count_rows, read_schema, write_parquet
 from recforge.data.sources import load_source
-from recforge.data.splits import SPLITS, assign_splits, expected_splits
+from recforge.data.splits import SPLITS, expected_splits
 from recforge.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,11 @@ def build_samples(
     if cfg.source == "samples":
         return prebuilt_samples(cfg, [*(labels if labels is not None else [cfg.label]), *targets])
     raw = load_source(cfg)
-    table, counts = join_and_label(raw, cfg, labels, targets)
+    rows = raw if cfg.negatives is None else add_negatives(raw, cfg.negatives, cfg.label)
+    table, counts = join_and_label(rows, cfg, labels, targets)
     if cfg.history is not None:
         table = add_history(table, raw.behavior, cfg.history, origin=raw.origin or cfg.source)
-    codes = assign_splits(table, cfg.split, origin=raw.origin or cfg.source)
+    table, codes = split_with_negatives(table, cfg.split, origin=raw.origin or cfg.source)
     table = table.drop_columns([ROW])
     base = str(out_dir).rstrip("/")
     paths: dict[str, str | None] = {}
