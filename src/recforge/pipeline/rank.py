@@ -22,6 +22,7 @@ from recforge.bundle.topk import distinct_rows, side_columns, top_items_for_user
 from recforge.config import PipelineConfig
 from recforge.config.tasks import is_multitask, model_tasks, pipeline_tasks
 from recforge.data import SamplePaths, build_samples
+from recforge.data.probe import check_data
 from recforge.data.readers import iter_batches, read_table
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet
@@ -88,6 +89,7 @@ def train(
     `on_eval` is called with each evaluation row (tuning reports and prunes there).
     """
     check(cfg)
+    check_data(cfg.data)  # before the run directory exists: a bad path leaves nothing behind
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.train.seed)

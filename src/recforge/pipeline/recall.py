@@ -16,6 +16,7 @@ from recforge.config import PipelineConfig
 from recforge.config.i2i import I2IConfig
 from recforge.config.loader import apply_override, format_validation_error, load_tree
 from recforge.config.recall import RecallConfig
+from recforge.data.probe import check_data
 from recforge.data.raw import RawTables
 from recforge.data.sources import load_source
 from recforge.errors import ConfigError
@@ -81,6 +82,7 @@ def evaluate(model: RecallModel, data: RecallData, recall: RecallConfig) -> dict
 def recall_train(cfg: PipelineConfig, out_dir: str | Path) -> RecallRun:
     """Fit every channel of `cfg.recall`, evaluate each and the merge, save the bundle to OUT/recall."""
     recall = check_recall(cfg)
+    check_data(cfg.data)  # before the run directory exists: a bad path leaves nothing behind
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(recall.seed)
