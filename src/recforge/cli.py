@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from recforge.cli_data import data_app
 from recforge.cli_ev import ev_app
 from recforge.cli_features import features_app
 from recforge.errors import ConfigError, RecforgeError
@@ -30,6 +31,7 @@ recall_app = typer.Typer(help="Recall: candidate generation channels, their merg
 app.add_typer(recall_app, name="recall")
 app.add_typer(features_app, name="features")
 app.add_typer(ev_app, name="ev")
+app.add_typer(data_app, name="data")
 
 SET_HELP = "Override a config value by dotted path, e.g. --set train.optimizer.lr=0.01 (repeatable)."
 REPORT_HELP = "Write OUT/report.html (learning curves, metrics, config diff; self-contained, offline)."
