@@ -52,8 +52,8 @@ def build_samples(
     if cfg.source == "samples":
         return prebuilt_samples(cfg, [*(labels if labels is not None else [cfg.label]), *targets])
     raw = load_source(cfg)
-    rows = raw if cfg.negatives is None else add_negatives(raw, cfg.negatives, cfg.label)
-    table, counts = join_and_label(rows, cfg, labels, targets)
+    sampled = raw if cfg.negatives is None else add_negatives(raw, cfg.negatives, cfg.label)
+    table, counts = join_and_label(sampled, cfg, labels, targets)
     if cfg.history is not None:
         table = add_history(table, raw.behavior, cfg.history, origin=raw.origin or cfg.source)
     table, codes = split_with_negatives(table, cfg.split, origin=raw.origin or cfg.source)

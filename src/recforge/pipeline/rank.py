@@ -27,6 +27,7 @@ from recforge.data.readers import iter_batches, read_table
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet
 from recforge.models import build_model, model_options, model_trainer
+from recforge.progress import stage
 from recforge.train import BatchLoader, Trainer, TrainResult, evaluate_tasks, make_trainer
 from recforge.train.distill import TEACHER_COLUMN, attach_teacher_logits
 from recforge.train.metrics import parse_metrics
@@ -97,13 +98,15 @@ def train(
         torch.set_num_threads(cfg.train.threads)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
     tasks = pipeline_tasks(cfg)
-    samples = build_samples(
-        cfg.data,
-        out / "samples",
-        labels=tuple(t.label for t in tasks if t.loss == "bce"),
-        targets=tuple(t.label for t in tasks if t.loss == "mse"),
-    )
-    features, parent = _features(cfg, out, samples, resume, warm_start)
+    with stage("samples", cfg.train.progress):
+        samples = build_samples(
+            cfg.data,
+            out / "samples",
+            labels=tuple(t.label for t in tasks if t.loss == "bce"),
+            targets=tuple(t.label for t in tasks if t.loss == "mse"),
+        )
+    with stage("features", cfg.train.progress):
+        features, parent = _features(cfg, out, samples, resume, warm_start)
     model = build_model(features.schema(), cfg.model, tasks=model_tasks(cfg))
     if warm_start is not None and not resume:
         model.load_state_dict(load_bundle(warm_start).model.state_dict())
@@ -140,11 +143,12 @@ def train(
     elif on_eval is not None:
         log.info("model %s trains in one pass: no per-epoch evaluations to report", cfg.model.name)
     result = trainer.fit(train_loader, valid_loader, resume=resume)
-    test = (
-        evaluate_tasks(model, loader(samples.test, False, cfg.eval.batch_size), tasks, mean=is_multitask(cfg))
-        if samples.test
-        else {}
-    )
+    with stage("evaluate test", cfg.train.progress and samples.test is not None):
+        test = (
+            evaluate_tasks(model, loader(samples.test, False, cfg.eval.batch_size), tasks, mean=is_multitask(cfg))
+            if samples.test
+            else {}
+        )
     report = train_loader.report.summary()
     if report:
         log.warning("training values mapped to defaults (missing / out of vocabulary / truncated): %s", report)

@@ -21,6 +21,7 @@ from recforge.data.raw import RawTables
 from recforge.data.sources import load_source
 from recforge.errors import ConfigError
 from recforge.pipeline.rank import seed_everything
+from recforge.progress import stage
 from recforge.recall.build import build_recall_data
 from recforge.recall.channels import FitContext, channel_options
 from recforge.recall.evaluate import MERGED, evaluate_split
@@ -89,8 +90,9 @@ def recall_train(cfg: PipelineConfig, out_dir: str | Path) -> RecallRun:
     if recall.threads:
         torch.set_num_threads(recall.threads)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
-    raw = load_source(cfg.data)
-    data = build_recall_data(raw, recall.interactions)
+    with stage("recall data", recall.progress):
+        raw = load_source(cfg.data)
+        data = build_recall_data(raw, recall.interactions)
     model = RecallModel.fit(recall, data.train, fit_context(cfg, raw, data))
     model.counts = data.counts
     bundle = model.save(out / "recall")

@@ -7,7 +7,6 @@ dropped silently. A key written twice keeps its last row (every field is overwri
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -16,9 +15,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import redis
-from tqdm import tqdm
 
 from recforge.errors import DataError
+from recforge.progress import Progress
 from recforge.serving.store.base import StoreError
 from recforge.serving.store.codec import ENCODING, encode_batch, storable_schema
 
@@ -89,14 +88,7 @@ def push_batches(
     rows = written = skipped = batches = 0
     source_schema = data.schema if isinstance(data, pa.Table) else None
     schema = storable_schema(source_schema, key, label) if source_schema is not None else None
-    bar = tqdm(
-        total=total,
-        desc=f"push {entity}",
-        unit=" rows",
-        unit_scale=True,
-        disable=not (progress and sys.stderr.isatty()),
-        leave=False,
-    )
+    bar = Progress(f"push {entity}", total, unit="rows", enabled=progress)
     try:
         if schema is not None:
             _write_meta(client, prefix, entity, schema, key)
