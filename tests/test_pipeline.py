@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -63,6 +64,16 @@ def test_predict_scores_every_row_like_the_bundle(trained: Path) -> None:
     assert f"scored {test.num_rows:,} rows" in proc.stdout
     direct = score_table(load_bundle(run / "bundle"), test.slice(0, 500))
     np.testing.assert_allclose(scores["score"].to_numpy()[:500], direct, rtol=0, atol=1e-6)
+
+
+def test_predict_reports_defaults_once(trained: Path) -> None:
+    test = pq.read_table(trained / "run" / "samples" / "test.parquet").slice(0, 10)
+    strangers = test.set_column(test.column_names.index("user_id"), "user_id", pa.array(np.full(10, 10**9)))
+    pq.write_table(strangers, trained / "strangers.parquet")
+    proc = recforge(
+        "predict", trained / "run" / "bundle", trained / "strangers.parquet", "--out", trained / "s.parquet"
+    )
+    assert (proc.stdout + proc.stderr).count("mapped to defaults") == 1 and "'user_id.oov': 10" in proc.stdout
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path: Path) -> None:

@@ -391,16 +391,11 @@ def model_rollback(
     typer.echo(f"now serving {rollback(stream, to)}")
 
 
-def _print_recall_metrics(metrics: dict[str, Any], ks: tuple[int, ...] = (10, 50)) -> None:
-    names = ("recall", "ndcg", "mrr", "hit", "precision")
-    rows = [(name, values) for name, values in metrics["channels"].items()] + [("merged", metrics)]
-    header = "  ".join(f"{m}@{k}".rjust(12) for k in ks for m in names)
-    typer.echo(f"{'test':>12}  {header}")
-    for name, values in rows:
-        test = values.get("test") or values.get("valid") or {}
-        typer.echo(
-            f"{name:>12}  " + "  ".join(f"{test.get(f'{m}@{k}', float('nan')):12.4f}" for k in ks for m in names)
-        )
+def _print_recall_metrics(metrics: dict[str, Any]) -> None:
+    from recforge.recall.table import recall_table
+
+    for line in recall_table(metrics):
+        typer.echo(line)
 
 
 @recall_app.command("train")
@@ -428,7 +423,6 @@ def recall_eval(
 
     metrics = pipeline.recall_eval(run, set_)
     _print_recall_metrics(metrics)
-    typer.echo(json.dumps({k: metrics[k] for k in ("valid", "test") if k in metrics}, indent=1))
 
 
 @recall_app.command("i2i")
