@@ -15,6 +15,7 @@ from recforge.bundle import predict_file
 from recforge.config import build_config
 from recforge.config.schema import SyntheticConfig
 from recforge.data.synthetic import generate_synthetic
+from recforge.features import FeatureSet
 
 
 def write_tables(root: Path) -> None:
@@ -127,5 +128,9 @@ def test_headerless_log_with_bad_line_and_derived_year_trains(tmp_path: Path) ->
     years = train["year"].to_numpy()
     expected = 1980 + train["item_id"].to_numpy() % 25
     assert (years == expected).all() and years.min() >= 1982
-    state = json.loads((tmp_path / "run" / "features" / "features.json").read_text())
-    assert "year" in json.dumps(state)
+    features = FeatureSet.load(tmp_path / "run" / "features")
+    assert features.input_columns() == ["user_id", "item_id", "year"]
+    batch = features.transform(train)
+    column = [f.name for f in features.schema().id_fields].index("year")
+    buckets = batch.ids[:, column].unique().tolist()
+    assert len(buckets) == 3 and 0 not in buckets  # <1990, 1990s, >=2000: the derived year is a real feature
