@@ -25,7 +25,12 @@ EVERY_ENV = "RECFORGE_PROGRESS_EVERY"
 
 def every_seconds() -> float:
     """Seconds between progress lines off a terminal (`RECFORGE_PROGRESS_EVERY`, default 5)."""
-    return float(os.environ.get(EVERY_ENV, "5"))
+    text = os.environ.get(EVERY_ENV, "5")
+    try:
+        return max(float(text), 0.1)
+    except ValueError:
+        log.warning("%s=%r is not a number of seconds; using 5", EVERY_ENV, text)
+        return 5.0
 
 
 def on_terminal() -> bool:
