@@ -1,27 +1,38 @@
 #!/usr/bin/env bash
-# Installs recforge and its test tools on a fresh machine with Python 3.11 and pip.
-# torch is pinned first to the CPU build (a looser pin would pull a multi-GB CUDA wheel).
+# Installs recforge and its test tools (Python 3.10+ and pip; see scripts/python.sh for which Python).
+# torch comes first and from PyTorch's CPU wheel index unless a GPU is present: PyPI's default Linux
+# wheel is the CUDA build plus ~18 nvidia packages (several GB). RECFORGE_TORCH=cuda | cpu overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-$PY -m pip install --quiet "torch==2.13.0"
-$PY -m pip install --quiet -e ".[dev]"
+source scripts/python.sh
+echo "installing into $PY" >&2
+
+TORCH=${RECFORGE_TORCH:-auto}
+if [ "$TORCH" = auto ]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then TORCH=cuda; else TORCH=cpu; fi
+fi
+if [ "${RECFORGE_TORCH:-auto}" = auto ] && "$PY" -c "import torch" 2>/dev/null; then
+  echo "torch $("$PY" -c 'import torch; print(torch.__version__)') already installed: kept" >&2
+else
+  case "$TORCH" in  # a wheel on disk (pip's find-links) is used when PyTorch's index cannot be reached
+    cpu)  "$PY" -m pip install "torch==2.13.0" --retries 1 --timeout 20 \
+            --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple ;;
+    cuda) "$PY" -m pip install "torch==2.13.0" ;;
+    *)    echo "RECFORGE_TORCH must be cpu, cuda or auto (got $TORCH)" >&2; exit 2 ;;
+  esac
+fi
+"$PY" -m pip install -e ".[dev]"
 
 # Real services the tests start themselves: Debian's redis-server (the feature-store tests run their own on a
 # free port). Idempotent; sudo only when not root and available; the package index is refreshed only if needed.
-if ! command -v redis-server >/dev/null 2>&1; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get install -y --no-install-recommends redis-server \
-    || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends redis-server; }
-fi
-
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+  $SUDO apt-get install -y --no-install-recommends "$1" || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends "$1"; }
+}
+command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 # A Java runtime for pypmml (the PMML evaluator the GBDT+LR export is checked against).
-if ! command -v java >/dev/null 2>&1; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get install -y --no-install-recommends openjdk-17-jre-headless \
-    || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends openjdk-17-jre-headless; }
-fi
+command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
+
+setup_hash > "$STAMP"  # scripts/test.sh skips the install while this still matches

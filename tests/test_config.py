@@ -42,6 +42,13 @@ def test_overrides_by_dotted_path_and_index() -> None:
         build_config(BASE, ["train.lr"])
 
 
+def test_an_index_one_past_the_end_appends_and_further_is_an_error() -> None:
+    cfg = build_config(BASE, ["features[2]={name: extra, kind: id}"])
+    assert [f.name for f in cfg.features][-1] == "extra" and len(cfg.features) == 3
+    with pytest.raises(ConfigError, match=r"features\[5\]: index 5 is out of range"):
+        build_config(BASE, ["features[5]={name: extra, kind: id}"])
+
+
 def test_cross_field_references_are_checked() -> None:
     bad = {"features": [*BASE["features"], {"name": "x", "kind": "cross", "inputs": ["user_id", "nope"]}]}
     with pytest.raises(ConfigError, match=r"features\[2\] \(x\): input 'nope'"):

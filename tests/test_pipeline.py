@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -65,6 +66,16 @@ def test_predict_scores_every_row_like_the_bundle(trained: Path) -> None:
     np.testing.assert_allclose(scores["score"].to_numpy()[:500], direct, rtol=0, atol=1e-6)
 
 
+def test_predict_reports_defaults_once(trained: Path) -> None:
+    test = pq.read_table(trained / "run" / "samples" / "test.parquet").slice(0, 10)
+    strangers = test.set_column(test.column_names.index("user_id"), "user_id", pa.array(np.full(10, 10**9)))
+    pq.write_table(strangers, trained / "strangers.parquet")
+    proc = recforge(
+        "predict", trained / "run" / "bundle", trained / "strangers.parquet", "--out", trained / "s.parquet"
+    )
+    assert (proc.stdout + proc.stderr).count("mapped to defaults") == 1 and "'user_id.oov': 10" in proc.stdout
+
+
 def test_resume_continues_from_the_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(small_synthetic(epochs=1, early_stop=None)))
     recforge("train", tmp_path / "p.yaml", "--out", tmp_path / "run")
@@ -96,13 +107,35 @@ def test_bad_config_fails_before_work_with_the_yaml_path(tmp_path: Path) -> None
     proc = recforge("train", tmp_path / "p.yaml", "--out", tmp_path / "run", check=False)
     assert proc.returncode == 2
     assert "model.deep.hiden" in proc.stderr and "Traceback" not in proc.stderr
-    assert not (tmp_path / "run" / "samples").exists()
+    assert not (tmp_path / "run").exists()
     proc = recforge("config", "check", tmp_path / "p.yaml", "--set", "model.deep.hiden=null", check=False)
     assert proc.returncode == 2
+
+
+def test_missing_data_path_fails_check_and_train_without_a_run_directory(tmp_path: Path) -> None:
+    missing = ["--set", f"data.path={tmp_path / 'nowhere'}"]
+    proc = recforge("config", "check", "examples/movielens_deepfm.yaml", *missing, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"data.path: {tmp_path / 'nowhere'} does not exist" in proc.stderr and "recforge data get" in proc.stderr
+    proc = recforge("train", "examples/movielens_deepfm.yaml", "--out", tmp_path / "run", *missing, check=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and not (tmp_path / "run").exists()
+
+
+def test_config_check_data_parses_the_first_rows(tmp_path: Path) -> None:
+    (tmp_path / "log.txt").write_text("1;10;1\n2;20;0\n")
+    tables = {"behavior": {"path": str(tmp_path / "log.txt"), "columns": ["user_id", "item_id", "click"]}}
+    tree = {
+        "data": {"source": "tables", "tables": tables, "label": "click"},
+        "features": small_synthetic()["features"][:1],
+    }
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(tree))
+    out = recforge("config", "check", tmp_path / "p.yaml", "--data").stdout
+    assert f"data.tables.behavior: {tmp_path / 'log.txt'} readable" in out
+    assert "data.tables.behavior: first 2 rows parse, columns ['user_id', 'item_id', 'click']" in out
 
 
 def test_config_schema_and_check_commands() -> None:
     schema = json.loads(recforge("config", "schema").stdout)
     assert "features" in schema["properties"]
-    out = recforge("config", "check", "examples/movielens_deepfm.yaml", "--set", "data.path=x").stdout
+    out = recforge("config", "check", "examples/movielens_deepfm.yaml", "--set", f"data.path={REPO}").stdout
     assert "ok (7 features, model deepfm)" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from recforge.bundle import predict_file
 from recforge.config import build_config
 from recforge.config.schema import SyntheticConfig
 from recforge.data.synthetic import generate_synthetic
+from recforge.features import FeatureSet
 
 
 def write_tables(root: Path) -> None:
@@ -70,3 +72,65 @@ def test_tables_source_trains_and_predicts_csv(tmp_path: Path) -> None:
     assert counts["rows"] == 300 and counts["user_id.oov"] == 300
     scores = pq.read_table(tmp_path / "scores.parquet")["score"].to_numpy()
     assert scores.shape == (300,) and np.isfinite(scores).all() and ((scores > 0) & (scores < 1)).all()
+
+
+def write_headerless_log(path: Path) -> pa.Table:
+    """A `;`-delimited log without a header, a quoted title column carrying the year, and a truncated last line.
+
+    Returns the good lines as a table.
+    """
+    raw = generate_synthetic(SyntheticConfig(n_users=800, n_items=200, n_categories=8, n_impressions=12_000, seed=5))
+    log = raw.behavior.select(["user_id", "item_id", "timestamp", "click"])
+    items = log["item_id"].to_numpy()
+    titles = [f"Film {i}; part {i % 3} ({1980 + i % 25})" for i in items]  # `;` inside a quoted field
+    log = log.append_column("title", pa.array(titles))
+    pacsv.write_csv(log, path, pacsv.WriteOptions(include_header=False, delimiter=";", quoting_style="all_valid"))
+    with path.open("a") as handle:
+        handle.write("17;42;16")  # the last line, cut off mid-write
+    return log
+
+
+def test_headerless_log_with_bad_line_and_derived_year_trains(tmp_path: Path) -> None:
+    log = write_headerless_log(tmp_path / "log.txt")
+    good, early = log.num_rows, int((log["item_id"].to_numpy() % 25 < 2).sum())
+    behavior = {
+        "path": str(tmp_path / "log.txt"),
+        "columns": ["user_id", "item_id", "timestamp", "click", "title"],
+        "delimiter": ";",
+        "bad_lines": "skip",
+        "derive": {"year": r"CAST(regexp_extract(title, '\((\d{4})\)', 1) AS INTEGER)"},
+    }
+    cfg = build_config(
+        {
+            "data": {
+                "source": "tables",
+                "tables": {"behavior": behavior},
+                "label": "click",
+                "label_rule": {"positive": "click = 1", "drop": "year < 1982"},
+                "split": {"method": "random", "seed": 1},
+            },
+            "embedding_dim": 8,
+            "features": [
+                {"name": "user_id", "kind": "id", "side": "user"},
+                {"name": "item_id", "kind": "id", "side": "item"},
+                {"name": "year", "kind": "numeric", "side": "item", "boundaries": [1990, 2000]},
+            ],
+            "model": {"name": "deepfm", "deep": {"hidden": [16], "dropout": 0.0}},
+            "train": {"epochs": 1, "batch_size": 512, "progress": False},
+        }
+    )
+    result = pipeline.train(cfg, tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    counts = metrics["samples"]
+    assert counts["behavior_lines"] == good + 1 and counts["behavior_bad_lines"] == 1
+    assert counts["raw"] == good and counts["dropped"] == early and counts["rows"] == good - early
+    train = pq.read_table(result.samples.train)
+    years = train["year"].to_numpy()
+    expected = 1980 + train["item_id"].to_numpy() % 25
+    assert (years == expected).all() and years.min() >= 1982
+    features = FeatureSet.load(tmp_path / "run" / "features")
+    assert features.input_columns() == ["user_id", "item_id", "year"]
+    batch = features.transform(train)
+    column = [f.name for f in features.schema().id_fields].index("year")
+    buckets = batch.ids[:, column].unique().tolist()
+    assert len(buckets) == 3 and 0 not in buckets  # <1990, 1990s, >=2000: the derived year is a real feature

@@ -6,15 +6,6 @@ from pathlib import Path
 
 import pytest
 
-ML100K = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "ml-100k"
-
-
-@pytest.fixture
-def ml100k_dir() -> Path:
-    if not (ML100K / "ml-100k.inter").exists():
-        pytest.skip(f"{ML100K} is not available")
-    return ML100K
-
 
 @pytest.fixture
 def raw_100k_dir(tmp_path: Path) -> Path:

@@ -120,6 +120,12 @@ def test_recbole_general_preset_and_floor_rounding() -> None:
     assert (per_user_valid == expected_holdout).all()
 
 
+def test_a_preset_merges_with_overrides_of_its_nested_keys() -> None:
+    cfg = InteractionsConfig(preset="recbole_general", split={"seed": 7}, min_item_interactions=2)  # type: ignore[arg-type]
+    assert (cfg.split.seed, cfg.split.holdout_rounding, cfg.split.method) == (7, "floor", "per_user")
+    assert (cfg.min_item_interactions, cfg.min_user_interactions, cfg.positive) == (2, 10, "rating >= 3")
+
+
 def test_merge_dedupes_keeps_provenance_and_fills_cold_users() -> None:
     a = Candidates(np.array([[1, 2, 3], [-1, -1, -1]]), np.ones((2, 3), np.float32))
     b = Candidates(np.array([[3, 4, 5], [-1, -1, -1]]), np.ones((2, 3), np.float32))

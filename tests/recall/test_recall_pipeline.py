@@ -11,8 +11,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from typer.testing import CliRunner
 
 from recforge import pipeline
+from recforge.cli import app
 from recforge.config import build_config, load_config
 from recforge.config.recall import ChannelConfig
 from recforge.errors import ConfigError
@@ -43,6 +45,10 @@ def test_movielens_recall_reaches_the_bpr_quickstart_and_merge_helps(ml100k_dir:
     on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert on_disk["test"] == pytest.approx(m["test"])
     assert (tmp_path / "run" / "channels" / "ease" / "metrics.json").exists()
+    shown = CliRunner().invoke(app, ["recall", "eval", str(tmp_path / "run"), "--set", "recall.progress=false"])
+    assert shown.exit_code == 0 and "{" not in shown.output, shown.output  # the table only, no JSON dump after it
+    assert cfg.recall is not None
+    assert {line.split()[1] for line in shown.output.splitlines()[1:]} == {str(k) for k in cfg.recall.eval.ks}
     again = pipeline.recall_eval(tmp_path / "run")
     assert again["test"] == pytest.approx(m["test"]) and again["channels"]["als"]["test"] == pytest.approx(
         m["channels"]["als"]["test"]

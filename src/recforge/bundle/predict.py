@@ -86,6 +86,6 @@ def predict_file(
     if writer is None:
         raise DataError(f"{input_path}: no rows to score")
     counts = {"rows": report.rows, **report.summary()}
-    if report.counts:
-        log.warning("%s: values mapped to defaults while scoring: %s", input_path, report.summary())
+    if report.counts:  # the caller reports the returned counts; a warning here would say it twice
+        log.info("%s: values mapped to defaults while scoring: %s", input_path, report.summary())
     return counts

@@ -8,6 +8,7 @@ from __future__ import annotations
 from recforge.cli import serve, train  # noqa: F401 - registers the top-level commands on `app`
 from recforge.cli.app import app
 from recforge.cli.config import config_app
+from recforge.cli.data import data_app
 from recforge.cli.ev import ev_app
 from recforge.cli.failure import run
 from recforge.cli.features import features_app
@@ -23,6 +24,7 @@ app.add_typer(recall_app, name="recall")
 app.add_typer(features_app, name="features")
 app.add_typer(ev_app, name="ev")
 app.add_typer(skew_app, name="skew")
+app.add_typer(data_app, name="data")
 
 __all__ = ["app", "main"]
 

@@ -29,3 +29,5 @@ def main_options(
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("recforge.progress").setLevel(logging.INFO)  # off a terminal, progress is these lines
+    logging.captureWarnings(True)  # third-party warnings take the same one path

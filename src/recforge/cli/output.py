@@ -47,14 +47,9 @@ def print_metrics(metrics: dict[str, object]) -> None:
         typer.echo(f"train: {train['samples_per_s']:,.0f} samples/s over {train['steps']} steps")
 
 
-def print_recall_metrics(metrics: dict[str, Any], ks: tuple[int, ...] = (10, 50)) -> None:
-    """A row per recall channel and the merged list: recall/ndcg/mrr/hit/precision at each k (test, else valid)."""
-    rows = [(name, values) for name, values in metrics["channels"].items()] + [("merged", metrics)]
-    header = "  ".join(f"{m}@{k}".rjust(12) for k in ks for m in RECALL_METRICS)
-    typer.echo(f"{'test':>12}  {header}")
-    for name, values in rows:
-        test = values.get("test") or values.get("valid") or {}
-        typer.echo(
-            f"{name:>12}  "
-            + "  ".join(f"{test.get(f'{m}@{k}', float('nan')):12.4f}" for k in ks for m in RECALL_METRICS)
-        )
+def print_recall_metrics(metrics: dict[str, Any]) -> None:
+    """A row per recall channel (and the merged list) and configured k: recall/ndcg/mrr/hit/precision."""
+    from recforge.recall.table import recall_table
+
+    for line in recall_table(metrics):
+        typer.echo(line)

@@ -39,7 +39,6 @@ def recall_eval(
 
     metrics = pipeline.recall_eval(run, set_)
     print_recall_metrics(metrics)
-    typer.echo(json.dumps({k: metrics[k] for k in ("valid", "test") if k in metrics}, indent=1))
 
 
 @recall_app.command("i2i")

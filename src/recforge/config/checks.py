@@ -100,6 +100,13 @@ def check_data_source(cfg: PipelineConfig, file: str = "") -> None:
         )
     if cfg.data.source in ("movielens", "criteo") and not cfg.data.path:
         raise ConfigError("data.path", f"source {cfg.data.source!r} needs a path", fix="--set data.path=DIR", file=file)
+    if cfg.data.negatives is not None and (cfg.data.label_rule is not None or cfg.data.source == "samples"):
+        raise ConfigError(
+            "data.negatives",
+            "sampled negatives are for a log of positives (no `label_rule`, not prebuilt samples)",
+            fix="remove `data.label_rule` (log rows are the positives) or `data.negatives`",
+            file=file,
+        )
     if cfg.data.source == "tables" and cfg.data.tables is None:
         raise ConfigError("data.tables", "source 'tables' needs `tables: {behavior: ...}`", file=file)
 

@@ -60,7 +60,11 @@ def set_path(tree: dict[str, Any], key: str, value: Any) -> None:
                 node[part] = [] if isinstance(nxt, int) else {}
             node = node[part]
     last = parts[-1]
-    if isinstance(last, int) or isinstance(node, dict):
+    if isinstance(last, int):
+        if not isinstance(node, list) or last > len(node):
+            raise ConfigError(key, f"index {last} is out of range", fix="set an existing item, or the next one to add")
+        node[last : last + 1] = [value]  # the index one past the end appends
+    elif isinstance(node, dict):
         node[last] = value
     else:
         raise ConfigError(key, "cannot set a key on a non-mapping value")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -13,14 +13,24 @@ RecallMetric = Literal["recall", "ndcg", "mrr", "hit", "precision", "coverage"]
 RECALL_METRICS: tuple[RecallMetric, ...] = ("recall", "ndcg", "mrr", "hit", "precision", "coverage")
 
 # RecBole's general-recommendation quick-start protocol, applied where the config leaves a value unset.
-PRESETS: dict[str, dict[str, object]] = {
+PRESETS: dict[str, dict[str, Any]] = {
     "recbole_general": {
         "positive": "rating >= 3",
         "min_user_interactions": 10,
         "min_item_interactions": 10,
-        "split": SplitConfig(method="per_user", ratios=(0.8, 0.1, 0.1), holdout_rounding="floor"),
+        "split": {"method": "per_user", "ratios": [0.8, 0.1, 0.1], "holdout_rounding": "floor"},
     },
 }
+
+
+def merge_under(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """`given` over `base`, mapping by mapping: a key set in a nested block keeps the block's other preset keys."""
+    out = dict(base)
+    for key, value in given.items():
+        out[key] = (
+            merge_under(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        )
+    return out
 
 
 class InteractionsConfig(Strict):
@@ -45,13 +55,12 @@ class InteractionsConfig(Strict):
     )
     split: SplitConfig = SplitConfig(method="per_user")
 
-    @model_validator(mode="after")
-    def _apply_preset(self) -> InteractionsConfig:
-        if self.preset:
-            for key, value in PRESETS[self.preset].items():
-                if key not in self.model_fields_set:
-                    setattr(self, key, value)
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("preset"), str):
+            return merge_under(PRESETS.get(data["preset"], {}), data)  # an unknown name fails on `preset` itself
+        return data
 
 
 class ChannelConfig(BaseModel):

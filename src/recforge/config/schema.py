@@ -7,9 +7,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from recforge.config.features import FeatureConfig, Strict
+from recforge.config.negatives import NegativesConfig
 from recforge.config.online import OnlineConfig
 from recforge.config.recall import RecallConfig
 from recforge.config.split import SplitConfig
+from recforge.config.tables import TablesConfig
 
 
 class LabelRule(Strict):
@@ -45,16 +47,6 @@ class SyntheticConfig(Strict):
     noise_columns: int = Field(0, ge=0, le=20, description="Add impression columns noise_1.. that never affect clicks.")
 
 
-class TablesConfig(Strict):
-    """Raw warehouse-style tables: a behavior log joined with user and item tables."""
-
-    behavior: str
-    users: str | None = None
-    items: str | None = None
-    user_key: str = "user_id"
-    item_key: str = "item_id"
-
-
 class HistoryConfig(Strict):
     """A behavior-sequence column built from the raw behavior log: per sample row, the same user's
     `item` values with strictly earlier `time`, oldest first (newest last), at most `max_len`."""
@@ -81,6 +73,9 @@ class DataConfig(Strict):
     weight: str | None = Field(None, description="Optional sample-weight column.")
     read_rows: int = Field(65_536, ge=256, description="Rows per Arrow record batch read from disk.")
     history: HistoryConfig | None = Field(None, description="Add each row's behavior history as a list column.")
+    negatives: NegativesConfig | None = Field(
+        None, description="Sample label-0 rows for a log of positives only (every log row, or its label-1 rows)."
+    )
 
 
 class ModelConfig(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -20,6 +20,7 @@ class RawTables:
     user_key: str = "user_id"
     item_key: str = "item_id"
     origin: str = ""
+    counts: dict[str, int] = field(default_factory=dict)  # reading counts (e.g. behavior_bad_lines) for reports
 
     def summary(self) -> dict[str, int]:
         """Row counts per table, for logs and run reports."""

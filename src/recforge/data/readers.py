@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, NoReturn
@@ -49,6 +49,8 @@ class CsvOptions:
     quoting: bool = True
     null_values: list[str] | None = None  # None: pyarrow's defaults ("", "NA", "null", ...)
     strings_can_be_null: bool = False
+    skip_rows: int = 0  # lines skipped before the header (or the data, with column_names)
+    on_bad_line: Callable[[Any], str] | None = None  # pyarrow's invalid_row_handler: returns "skip" or "error"
 
 
 def resolve(path: str) -> tuple[pafs.FileSystem, str]:
@@ -140,8 +142,17 @@ def _rebatch(batches: Iterable[pa.RecordBatch], batch_rows: int) -> Iterator[pa.
 
 
 def _csv_reader(source: pa.NativeFile, options: CsvOptions, columns: list[str] | None) -> pacsv.CSVStreamingReader:
-    read = pacsv.ReadOptions(column_names=options.column_names, encoding=options.encoding, block_size=CSV_BLOCK_BYTES)
-    parse = pacsv.ParseOptions(delimiter=options.delimiter, quote_char='"' if options.quoting else False)
+    read = pacsv.ReadOptions(
+        column_names=options.column_names,
+        skip_rows=options.skip_rows,
+        encoding=options.encoding,
+        block_size=CSV_BLOCK_BYTES,
+    )
+    parse = pacsv.ParseOptions(
+        delimiter=options.delimiter,
+        quote_char='"' if options.quoting else False,
+        invalid_row_handler=options.on_bad_line,
+    )
     convert_kwargs: dict[str, Any] = {
         "include_columns": columns,
         "strings_can_be_null": options.strings_can_be_null,
@@ -296,10 +307,13 @@ def _iter_parquet_dir(
     return (batch for batch in batches if batch.num_rows)
 
 
-def iter_batches(path: str, columns: list[str] | None = None, batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
-    """Stream `columns` (default all) of a Parquet file/directory or headed CSV/TSV, `batch_rows` at a time.
+def iter_batches(
+    path: str, columns: list[str] | None = None, batch_rows: int = 65536, csv: CsvOptions | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Stream `columns` (default all) of a Parquet file/directory or CSV/TSV, `batch_rows` at a time.
 
-    Missing files or columns, unknown formats and files without rows raise DataError before this returns.
+    `csv` parses delimited text (default: `csv_options_for`, a headed file). Missing files or columns,
+    unknown formats and files without rows raise DataError before this returns.
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
@@ -310,13 +324,19 @@ def iter_batches(path: str, columns: list[str] | None = None, batch_rows: int = 
         return _iter_parquet(fs, inner, path, columns, batch_rows)
     if kind == "parquet-dir":
         return _iter_parquet_dir(fs, inner, path, columns, batch_rows)
-    return iter_csv(path, csv_options_for(path), columns, batch_rows)
+    return iter_csv(path, csv or csv_options_for(path), columns, batch_rows)
 
 
-def read_table(path: str, columns: list[str] | None = None) -> pa.Table:
+def read_table(path: str, columns: list[str] | None = None, csv: CsvOptions | None = None) -> pa.Table:
     """The whole file as one Arrow table (for data that fits in memory)."""
-    batches = list(iter_batches(path, columns=columns, batch_rows=1 << 20))
+    batches = list(iter_batches(path, columns=columns, batch_rows=1 << 20, csv=csv))
     return pa.Table.from_batches(batches)
+
+
+def is_delimited(path: str) -> bool:
+    """True for delimited text (CSV/TSV/...), False for Parquet; raises DataError for a missing file."""
+    fs, inner = resolve(str(path))
+    return _format(fs, inner, str(path)) == "csv"
 
 
 def read_schema(path: str) -> pa.Schema:

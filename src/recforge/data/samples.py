@@ -20,10 +20,11 @@ from recforge.config.schema import DataConfig, LabelRule
 from recforge.data.classes import require_both_classes
 from recforge.data.duck import fetch_arrow, quote
 from recforge.data.history import add_history
+from recforge.data.negatives import add_negatives, split_with_negatives
 from recforge.data.raw import RawTables
 from recforge.data.readers import count_rows, read_schema, write_parquet
 from recforge.data.sources import load_source
-from recforge.data.splits import SPLITS, assign_splits, expected_splits
+from recforge.data.splits import SPLITS, expected_splits
 from recforge.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,11 @@ def build_samples(
 def _split_samples(cfg: DataConfig, out_dir: str | Path, labels: Sequence[str], targets: Sequence[str]) -> SamplePaths:
     """Load the source, join, label, add history and write each split's rows."""
     raw = load_source(cfg)
-    table, counts = join_and_label(raw, cfg, labels, targets)
+    sampled = raw if cfg.negatives is None else add_negatives(raw, cfg.negatives, cfg.label)
+    table, counts = join_and_label(sampled, cfg, labels, targets)
     if cfg.history is not None:
         table = add_history(table, raw.behavior, cfg.history, origin=raw.origin or cfg.source)
-    codes = assign_splits(table, cfg.split, origin=raw.origin or cfg.source)
+    table, codes = split_with_negatives(table, cfg.split, origin=raw.origin or cfg.source)
     table = table.drop_columns([ROW])
     base = str(out_dir).rstrip("/")
     paths: dict[str, str | None] = {}
@@ -117,7 +119,7 @@ def join_and_label(
     The result keeps a `__row` column (the behavior row number) for the split and for error messages.
     """
     origin = raw.origin or cfg.source
-    counts = {"raw": raw.behavior.num_rows}
+    counts = {**raw.counts, "raw": raw.behavior.num_rows}
     con = duckdb.connect(config={"enable_external_access": False})  # rule SQL may not touch files
     try:
         types = _join(con, raw, origin, counts)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import pyarrow as pa
+
 from recforge.config.schema import DataConfig
 from recforge.data.criteo import load_criteo
 from recforge.data.movielens import load_movielens
 from recforge.data.raw import RawTables
-from recforge.data.readers import read_table
 from recforge.data.synthetic import generate_synthetic
+from recforge.data.tablefile import read_table_file
 from recforge.errors import ConfigError
 from recforge.registry import Registry
 
@@ -54,13 +56,23 @@ def tables_source(cfg: DataConfig) -> RawTables:
             "source 'tables' needs a `tables:` block",
             fix="set `data.tables.behavior` (and users/items)",
         )
+    read: dict[str, pa.Table | None] = {}
+    counts: dict[str, int] = {}
+    for name in ("behavior", "users", "items"):
+        spec = getattr(tables, name)
+        read[name] = None
+        if spec is not None:
+            read[name], table_counts = read_table_file(spec, f"data.tables.{name}")
+            counts.update({f"{name}_{key}": value for key, value in table_counts.items()})
+    assert read["behavior"] is not None  # required by TablesConfig
     return RawTables(
-        behavior=read_table(tables.behavior),
-        users=read_table(tables.users) if tables.users else None,
-        items=read_table(tables.items) if tables.items else None,
+        behavior=read["behavior"],
+        users=read["users"],
+        items=read["items"],
         user_key=tables.user_key,
         item_key=tables.item_key,
-        origin=tables.behavior,
+        origin=tables.behavior.path,
+        counts=counts,
     )
 
 

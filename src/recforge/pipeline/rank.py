@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,13 +20,15 @@ import yaml
 from recforge.bundle import Bundle, load_bundle, save_bundle
 from recforge.bundle.topk import side_columns, top_items_for_user
 from recforge.config import PipelineConfig
-from recforge.config.tasks import is_multitask, model_tasks, pipeline_tasks
+from recforge.config.tasks import Task, is_multitask, model_tasks, pipeline_tasks
 from recforge.data import SamplePaths, build_samples
+from recforge.data.probe import check_data
 from recforge.data.readers import iter_batches, read_table
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet
 from recforge.ids import first_rows
 from recforge.models import build_model, model_options, model_trainer
+from recforge.progress import stage
 from recforge.train import BatchLoader, Trainer, TrainResult, evaluate_tasks, make_trainer
 from recforge.train.distill import TEACHER_COLUMN, attach_teacher_logits
 from recforge.train.metrics import parse_metrics
@@ -88,21 +90,12 @@ def train(
 
     `on_eval` is called with each evaluation row (tuning reports and prunes there).
     """
-    check(cfg)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.train.seed)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
+    out = _start_run(cfg, Path(out_dir))
     tasks = pipeline_tasks(cfg)
-    samples = build_samples(
-        cfg.data,
-        out / "samples",
-        labels=tuple(t.label for t in tasks if t.loss == "bce"),
-        targets=tuple(t.label for t in tasks if t.loss == "mse"),
-    )
-    features, parent = _features(cfg, out, samples, resume, warm_start)
+    with stage("samples", cfg.train.progress):
+        samples = build_samples(cfg.data, out / "samples", *task_labels_by_loss(tasks))
+    with stage("features", cfg.train.progress):
+        features, parent = _features(cfg, out, samples, resume, warm_start)
     model = build_model(features.schema(), cfg.model, tasks=model_tasks(cfg))
     if warm_start is not None and not resume:
         model.load_state_dict(load_bundle(warm_start).model.state_dict())
@@ -121,17 +114,7 @@ def train(
             extras=extras if extras is not None else keys if not shuffle else (),
         )
 
-    if cfg.train.distill is not None:
-        if model_trainer(cfg.model) != "sgd":
-            raise ConfigError(
-                "train.distill", f"model {cfg.model.name!r} is not trained by SGD, so it cannot learn soft labels"
-            )
-        scored = attach_teacher_logits(
-            cfg.train.distill.teacher, samples.train, out / "samples" / "train_teacher.parquet", cfg.data.read_rows
-        )
-        train_loader = loader(str(scored), True, cfg.train.batch_size, extras=(TEACHER_COLUMN,))
-    else:
-        train_loader = loader(samples.train, True, cfg.train.batch_size)
+    train_loader = _train_loader(cfg, samples, out, loader)
     valid_loader = loader(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
     trainer = make_trainer(model_trainer(cfg.model), model, cfg, out)
     if isinstance(trainer, Trainer):
@@ -139,15 +122,62 @@ def train(
     elif on_eval is not None:
         log.info("model %s trains in one pass: no per-epoch evaluations to report", cfg.model.name)
     result = trainer.fit(train_loader, valid_loader, resume=resume)
-    test = (
-        evaluate_tasks(model, loader(samples.test, False, cfg.eval.batch_size), tasks, mean=is_multitask(cfg))
-        if samples.test
-        else {}
-    )
+    test: dict[str, Any] = {}
+    if samples.test:
+        with stage("evaluate test", cfg.train.progress):
+            test = evaluate_tasks(
+                model, loader(samples.test, False, cfg.eval.batch_size), tasks, mean=is_multitask(cfg)
+            )
     report = train_loader.report.summary()
     if report:
         log.warning("training values mapped to defaults (missing / out of vocabulary / truncated): %s", report)
-    metrics = {
+    metrics = run_metrics(result, test, samples, model, report)
+    bundle = save_bundle(out / "bundle", cfg, features, model, metrics, parent=parent)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return RunResult(out, bundle, metrics, samples, result)
+
+
+def _start_run(cfg: PipelineConfig, out: Path) -> Path:
+    """Validate config and data paths, then create the run directory with its config.yaml and seed everything.
+
+    Nothing is written before the checks pass, so a bad config or path leaves no run directory behind.
+    """
+    check(cfg)
+    check_data(cfg.data)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.train.seed)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
+    return out
+
+
+def _train_loader(
+    cfg: PipelineConfig, samples: SamplePaths, out: Path, loader: Callable[..., BatchLoader]
+) -> BatchLoader:
+    """The shuffled training batches; under distillation with the teacher's logits attached to each row."""
+    if cfg.train.distill is None:
+        return loader(samples.train, True, cfg.train.batch_size)
+    if model_trainer(cfg.model) != "sgd":
+        raise ConfigError(
+            "train.distill", f"model {cfg.model.name!r} is not trained by SGD, so it cannot learn soft labels"
+        )
+    scored = attach_teacher_logits(
+        cfg.train.distill.teacher, samples.train, out / "samples" / "train_teacher.parquet", cfg.data.read_rows
+    )
+    return loader(str(scored), True, cfg.train.batch_size, extras=(TEACHER_COLUMN,))
+
+
+def task_labels_by_loss(tasks: Sequence[Task]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(0/1 label columns, regression label columns) of the tasks."""
+    return tuple(t.label for t in tasks if t.loss == "bce"), tuple(t.label for t in tasks if t.loss == "mse")
+
+
+def run_metrics(
+    result: TrainResult, test: dict[str, Any], samples: SamplePaths, model: torch.nn.Module, report: dict[str, int]
+) -> dict[str, Any]:
+    """What metrics.json and the bundle manifest hold: best valid row, test, training stats, counts."""
+    return {
         "valid": result.best or (result.history[-1] if result.history else {}),
         "test": test,
         "train": {
@@ -159,10 +189,8 @@ def train(
             "parameters": sum(p.numel() for p in model.parameters()),
         },
         "defaults": report,
+        "samples": samples.counts,
     }
-    bundle = save_bundle(out / "bundle", cfg, features, model, metrics, parent=parent)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    return RunResult(out, bundle, metrics, samples, result)
 
 
 def _features(

@@ -15,10 +15,12 @@ from recforge.config import PipelineConfig
 from recforge.config.i2i import I2IConfig
 from recforge.config.loader import load_tree, validate_block
 from recforge.config.recall import RecallConfig
+from recforge.data.probe import check_data
 from recforge.data.raw import RawTables
 from recforge.data.sources import load_source
 from recforge.errors import ConfigError
 from recforge.pipeline.rank import seed_everything
+from recforge.progress import stage
 from recforge.recall.build import build_recall_data
 from recforge.recall.channels import FitContext, channel_options
 from recforge.recall.evaluate import MERGED, evaluate_split
@@ -80,14 +82,16 @@ def evaluate(model: RecallModel, data: RecallData, recall: RecallConfig) -> dict
 def recall_train(cfg: PipelineConfig, out_dir: str | Path) -> RecallRun:
     """Fit every channel of `cfg.recall`, evaluate each and the merge, save the bundle to OUT/recall."""
     recall = check_recall(cfg)
+    check_data(cfg.data)  # before the run directory exists: a bad path leaves nothing behind
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(recall.seed)
     if recall.threads:
         torch.set_num_threads(recall.threads)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
-    raw = load_source(cfg.data)
-    data = build_recall_data(raw, recall.interactions)
+    with stage("recall data", recall.progress):
+        raw = load_source(cfg.data)
+        data = build_recall_data(raw, recall.interactions)
     model = RecallModel.fit(recall, data.train, fit_context(cfg, raw, data))
     model.counts = data.counts
     bundle = model.save(out / "recall")

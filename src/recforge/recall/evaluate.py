@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from tqdm import tqdm
 
 from recforge.config.recall import RecallEvalConfig
 from recforge.errors import DataError
+from recforge.progress import track
 from recforge.recall.interactions import RecallData
 from recforge.recall.metrics import topk_metrics
 from recforge.recall.model import RecallModel
@@ -29,7 +29,7 @@ def evaluate_split(
         raise DataError(f"recall.eval.ks goes to {depth} but recall.merge.k is {model.config.merge.k}")
     lists: dict[str, list[np.ndarray]] = {name: [] for name in (*model.channels, MERGED)}
     blocks = range(0, len(users), cfg.user_batch)
-    for start in tqdm(blocks, desc=f"recall eval {split}", unit="block", disable=not progress, leave=False):
+    for start in track(blocks, f"recall eval {split}", unit="blocks", enabled=progress):
         block = users[start : start + cfg.user_batch]
         query = model.query(block, exclude=seen[block])
         per_channel = model.channel_candidates(query, depth)

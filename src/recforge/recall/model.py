@@ -22,6 +22,7 @@ import torch
 
 from recforge.config.recall import RecallConfig
 from recforge.errors import BundleError
+from recforge.progress import stage
 from recforge.recall.channels.base import Candidates, FitContext, Query, RecallChannel, build_channel
 from recforge.recall.interactions import Interactions, Vocab
 from recforge.recall.merge import MergedCandidates, merge_candidates
@@ -49,7 +50,8 @@ class RecallModel:
         built = [build_channel(c, i) for i, c in enumerate(cfg.channels)]  # all options checked before any fit
         for channel in built:
             start = time.perf_counter()
-            channel.fit(train, context)
+            with stage(f"recall channel {channel.name}", context.progress):
+                channel.fit(train, context)
             seconds[channel.name] = round(time.perf_counter() - start, 3)
             log.info("recall channel %s fitted in %.1f s", channel.name, seconds[channel.name])
             channels[channel.name] = channel

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +28,8 @@ import scipy.sparse as sp
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
-from tqdm import tqdm
+
+from recforge.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,6 @@ class RetrievalTrainer:
         best_epoch, bad, history = 0, 0, []
         best_state: dict[str, torch.Tensor] | None = None
         started = time.perf_counter()
-        show = self.progress and sys.stderr.isatty()
         with torch_threads(opts.threads):
             epoch = 0
             for epoch in range(1, opts.epochs + 1):
@@ -190,7 +189,7 @@ class RetrievalTrainer:
                 order = self.rng.permutation(len(users))
                 steps = range(0, len(order), opts.batch_size)
                 loss_sum = 0.0
-                for start in tqdm(steps, desc=f"epoch {epoch}", unit=" steps", disable=not show, leave=False):
+                for start in track(steps, f"epoch {epoch}", unit="steps", enabled=self.progress):
                     rows = order[start : start + opts.batch_size]
                     if len(rows) < 2:
                         continue

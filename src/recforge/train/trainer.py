@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,13 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from recforge.batch import Batch
 from recforge.config.schema import PipelineConfig
 from recforge.config.tasks import Task, is_multitask, pipeline_tasks
 from recforge.embedding import EmbeddingCollection, evict_all
 from recforge.models.outputs import task_columns
+from recforge.progress import Progress
 from recforge.state_io import load_state, save_state
 from recforge.train.distill import TEACHER_COLUMN, distill_loss, teacher_tensor
 from recforge.train.metrics import HIGHER_IS_BETTER, MetricSpec, compute, parse_metrics
@@ -184,13 +183,7 @@ class Trainer:
         stop_metric = tcfg.early_stop.metric if tcfg.early_stop else None
         trained, train_time = 0, 0.0
         stopped = False
-        bar = tqdm(
-            desc="train",
-            unit=" rows",
-            unit_scale=True,
-            disable=not (tcfg.progress and sys.stderr.isatty()),
-            leave=False,
-        )
+        bar = Progress("train", unit="rows", enabled=tcfg.progress)
         while self.epoch < tcfg.epochs and not stopped:
             self.epoch += 1
             loss_sum, loss_n, started = 0.0, 0, time.perf_counter()
@@ -208,9 +201,7 @@ class Trainer:
                 loss_n += batch.size
                 bar.update(batch.size)
                 if self.step % 20 == 0:
-                    bar.set_postfix(
-                        epoch=self.epoch, loss=f"{loss:.4f}", rows_s=f"{trained / max(train_time, 1e-9):,.0f}"
-                    )
+                    bar.set_note(f"epoch {self.epoch}, loss {loss:.4f}, {trained / max(train_time, 1e-9):,.0f} rows/s")
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss} at step {self.step}; lower train.optimizer.lr")
                 if tcfg.eval_every and self.step % tcfg.eval_every == 0 and valid is not None:

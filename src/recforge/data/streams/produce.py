@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm import tqdm
 
 from recforge.data.streams.base import open_sink
 from recforge.errors import DataError
+from recforge.progress import Progress
 
 
 @dataclass
@@ -41,7 +41,7 @@ def produce(
     step = max(1, min(chunk, int(rate / 10) if rate else chunk))  # ~10 sends a second keep the rate smooth
     start = time.perf_counter()
     sent = 0
-    with open_sink(url) as sink, tqdm(total=table.num_rows, unit="row", disable=not progress) as bar:
+    with open_sink(url) as sink, Progress("produce", table.num_rows, unit="rows", enabled=progress) as bar:
         while sent < table.num_rows:
             if rate:
                 wait = start + sent / rate - time.perf_counter()

@@ -60,9 +60,9 @@ class ImplicitChannel(EmbeddingChannel):
 
     def fit_vectors(self, train: Interactions, context: FitContext) -> None:
         matrix = train.binary() if self.options.binary else train.matrix
-        self.model = self._model(context.seed)
-        with threadpool_limits(1, "blas"):  # implicit parallelizes itself; nested BLAS threads only slow it
-            self.model.fit(matrix, show_progress=context.progress)
+        with threadpool_limits(1, "blas"):  # implicit parallelizes itself (and warns at construction otherwise)
+            self.model = self._model(context.seed)
+            self.model.fit(matrix, show_progress=False)  # the channel's recforge stage reports progress
         self.n_items = train.n_items
         self.user_factors = np.asarray(self.model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(self.model.item_factors, dtype=np.float32)

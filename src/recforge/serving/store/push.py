@@ -7,7 +7,6 @@ dropped silently. A key written twice keeps its last row (every field is overwri
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -16,9 +15,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import redis
-from tqdm import tqdm
 
 from recforge.errors import DataError
+from recforge.progress import Progress
 from recforge.serving.store.base import StoreError
 from recforge.serving.store.codec import ENCODING, encode_batch, storable_schema
 
@@ -86,8 +85,7 @@ def push_batches(
     total = data.num_rows if isinstance(data, pa.Table) else total_rows
     started = time.perf_counter()
     rows = written = batches = 0
-    shown = progress and sys.stderr.isatty()
-    bar = tqdm(total=total, desc=f"push {entity}", unit=" rows", unit_scale=True, disable=not shown, leave=False)
+    bar = Progress(f"push {entity}", total, unit="rows", enabled=progress)
     try:
         for batch, schema in _with_schema(data, batch_rows, key, label):
             if batch is None:  # the schema is known: readers can decode rows from here on
