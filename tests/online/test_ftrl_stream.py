@@ -1,4 +1,4 @@
-"""FTRL end to end on a real redis-server: stream train -> model stream -> stream predict, exactly once."""
+"""FTRL end to end on a real redis-server: stream ftrl -> model stream of bundles -> stream predict, exactly once."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from recforge.bundle import load_bundle, score_table
 from recforge.bundle.stream import current, versions
-from recforge.config.online import FtrlJobConfig
+from recforge.config import PipelineConfig, build_config
 from recforge.data.streams import open_source, produce
-from recforge.online.ftrl import FTRLProximal
 from recforge.online.ftrl_stream import FtrlStreamJob
 from recforge.online.stream_predict import predict_stream
 from recforge.train.metrics import auc
@@ -27,7 +27,21 @@ def clicks(n: int, seed: int) -> pa.Table:
     return pa.table({"user_id": users, "item_id": items, "click": label, "timestamp": np.arange(n)})
 
 
-JOB = {"hasher": {"categorical": ["user_id", "item_id"], "bits": 16}, "alpha": 0.1, "l1": 0.5}
+def ftrl_pipeline(**online: object) -> PipelineConfig:
+    """lr over hashed user and item ids, fitted by FTRL; `online` sets the job's batch, publish and gate options."""
+    return build_config(
+        {
+            "name": "ftrl-clicks",
+            "data": {"label": "click"},
+            "features": [
+                {"name": "user_id", "kind": "id", "side": "user", "hash_buckets": 2**16},
+                {"name": "item_id", "kind": "id", "side": "item", "hash_buckets": 2**16},
+            ],
+            "model": {"name": "lr"},
+            "train": {"trainer": "ftrl", "ftrl": {"alpha": 0.1, "l1": 0.5}},
+            "online": {"fit_rows": 1000, "publish_every_s": None, **online},
+        }
+    )
 
 
 def test_ftrl_streams_into_versions_that_stream_predict_serves(redis_url: str, tmp_path: Path) -> None:
@@ -36,7 +50,7 @@ def test_ftrl_streams_into_versions_that_stream_predict_serves(redis_url: str, t
     scored_url = f"{redis_url}?stream=scored-{name}&group=check&consumer=c"
     data = clicks(20_000, seed=0)
     produce(data.slice(0, 12_000), events_url, progress=False)
-    cfg = FtrlJobConfig.model_validate({**JOB, "publish_every_s": None, "publish_every_rows": 4000, "batch_size": 1000})
+    cfg = ftrl_pipeline(publish_every_rows=4000, batch_size=1000)
     first = FtrlStreamJob(cfg, events_url, tmp_path / "models", tmp_path / "work").run(max_rows=7000)
     produce(data.slice(12_000), events_url, progress=False)
     second = FtrlStreamJob(cfg, events_url, tmp_path / "models", tmp_path / "work").run(until_idle_s=0.5)
@@ -48,6 +62,7 @@ def test_ftrl_streams_into_versions_that_stream_predict_serves(redis_url: str, t
     assert served["stream"]["samples"] == 20_000
     assert served["gate"]["passed"] is True and served["gate"]["judge"] == "recforge stream ftrl"
     assert served["gate"]["metrics"]["min_auc"] is None and served["gate"]["metrics"]["rows"] > 0
+    assert served["format"] == "recforge.bundle/1" and served["model"] == "lr", "an FTRL version is a bundle"
 
     report = predict_stream(
         tmp_path / "models", f"{redis_url}?stream=ev-{name}&group=pred&consumer=c", scored_url, until_idle_s=0.5
@@ -59,6 +74,6 @@ def test_ftrl_streams_into_versions_that_stream_predict_serves(redis_url: str, t
             tables.append(batch.table)
     scored = pa.concat_tables(tables)
     assert scored.num_rows == 20_000 and set(scored["model_version"].to_pylist()) == {served["version"]}
-    offline = FTRLProximal.load(current(tmp_path / "models").path).predict_many(scored)
+    offline = score_table(load_bundle(current(tmp_path / "models").path), scored)
     np.testing.assert_allclose(scored["score"].to_numpy(), offline, rtol=0, atol=1e-12)
     assert auc(scored["click"].to_numpy().astype(float), scored["score"].to_numpy()) > 0.75

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recforge.config.features import FeatureConfig, Strict
-from recforge.config.online import OnlineConfig
+from recforge.config.online import FtrlConfig, OnlineConfig
 from recforge.config.recall import RecallConfig
 from recforge.config.split import SplitConfig
 
@@ -132,6 +132,10 @@ class TrainConfig(Strict):
     compile: bool = False
     progress: bool = True
     distill: DistillConfig | None = Field(None, description="Train as a student of a teacher bundle.")
+    trainer: str | None = Field(
+        None, description="Trainer family (default: the model's own, e.g. sgd); `ftrl` fits `lr` with FTRL-Proximal."
+    )
+    ftrl: FtrlConfig = FtrlConfig()
 
 
 class EvalConfig(Strict):

@@ -52,9 +52,9 @@ from recforge.embedding.delta import mark_clean, named_tables
 from recforge.errors import ConfigError, DataError
 from recforge.features import FeatureSet
 from recforge.models import build_model
-from recforge.models.registry import model_trainer
 from recforge.online.drift import DriftConfig, DriftMonitor, WindowReport
 from recforge.online.status import read_drift_status, take_clear_request, write_drift_status
+from recforge.train.families import trainer_family
 from recforge.train.gate import GateResult, judge
 from recforge.train.metrics import auc
 from recforge.train.trainer import Trainer, checkpoint_exists
@@ -112,13 +112,14 @@ class StreamTrainer:
     """`recforge stream train`: one trainer per consumer group; `run()` until idle, a row budget or SIGTERM."""
 
     def __init__(self, cfg: PipelineConfig, source: str | StreamSource, models: str | Path, work: str | Path) -> None:
-        family = model_trainer(cfg.model)
+        family = trainer_family(cfg)
         if family != "sgd":
             raise ConfigError(
                 "model.name",
                 f"{cfg.model.name} is trained by the {family!r} trainer, which cannot learn from a stream mini-batch "
                 "by mini-batch",
-                fix="stream-train a model trained by SGD (deepfm, dcn_v2, widedeep, ...) or retrain it in batch",
+                fix="stream-train a model trained by SGD (deepfm, dcn_v2, ...), use `recforge stream ftrl` for ftrl, "
+                "or retrain it in batch",
             )
         if is_multitask(cfg):
             raise ConfigError(
