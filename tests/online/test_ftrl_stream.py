@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from recforge.bundle import load_bundle, score_table
 from recforge.bundle.stream import current, versions
 from recforge.config import PipelineConfig, build_config
 from recforge.data.streams import open_source, produce
+from recforge.errors import ConfigError
 from recforge.online.ftrl_stream import FtrlStreamJob
 from recforge.online.stream_predict import predict_stream
 from recforge.train.metrics import auc
@@ -77,3 +79,13 @@ def test_ftrl_streams_into_versions_that_stream_predict_serves(redis_url: str, t
     offline = score_table(load_bundle(current(tmp_path / "models").path), scored)
     np.testing.assert_allclose(scored["score"].to_numpy(), offline, rtol=0, atol=1e-12)
     assert auc(scored["click"].to_numpy().astype(float), scored["score"].to_numpy()) > 0.75
+
+
+def test_each_stream_command_names_the_other_for_the_other_family(tmp_path: Path) -> None:
+    from recforge.online.stream_trainer import StreamTrainer
+
+    with pytest.raises(ConfigError, match=r"(?s)'ftrl' trainer.*use `recforge stream ftrl` for ftrl"):
+        StreamTrainer(ftrl_pipeline(), "redis://127.0.0.1:1/0?stream=x", tmp_path / "m", tmp_path / "w")
+    sgd = ftrl_pipeline().model_copy(update={"train": ftrl_pipeline().train.model_copy(update={"trainer": None})})
+    with pytest.raises(ConfigError, match=r"(?s)train.trainer: `recforge stream ftrl` runs the ftrl trainer"):
+        FtrlStreamJob(sgd, "redis://127.0.0.1:1/0?stream=x", tmp_path / "m", tmp_path / "w")
