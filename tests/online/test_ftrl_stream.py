@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import yaml
 
 from recforge.bundle import load_bundle, score_table
 from recforge.bundle.stream import current, versions
@@ -89,3 +92,14 @@ def test_each_stream_command_names_the_other_for_the_other_family(tmp_path: Path
     sgd = ftrl_pipeline().model_copy(update={"train": ftrl_pipeline().train.model_copy(update={"trainer": None})})
     with pytest.raises(ConfigError, match=r"(?s)train.trainer: `recforge stream ftrl` runs the ftrl trainer"):
         FtrlStreamJob(sgd, "redis://127.0.0.1:1/0?stream=x", tmp_path / "m", tmp_path / "w")
+
+
+def test_a_retired_ftrl_job_yaml_gets_the_way_to_a_pipeline_config(tmp_path: Path) -> None:
+    old = {"label": "click", "hasher": {"categorical": ["user_id", "item_id"], "bits": 16}, "alpha": 0.1}
+    (tmp_path / "ftrl.yaml").write_text(yaml.safe_dump(old))
+    cmd = [sys.executable, "-m", "recforge", "stream", "ftrl", str(tmp_path / "ftrl.yaml"), "--source", "redis://x"]
+    proc = subprocess.run([*cmd, "--models", "m", "--work", "w"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "`hasher:` is the retired FTRL job format" in proc.stderr + proc.stdout
+    assert "examples/synthetic_ftrl.yaml" in proc.stderr + proc.stdout
+    assert not (tmp_path / "m").exists(), "nothing is created for a config that does not validate"
