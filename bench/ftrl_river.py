@@ -1,11 +1,12 @@
-"""FTRL-Proximal logistic regression: recforge (`recforge.online.FTRLProximal`) vs River, one stream.
+"""FTRL-Proximal logistic regression: recforge (the `ftrl` trainer over `lr`) vs River, one stream.
 
 The stream is the synthetic world's click log (recforge.data.synthetic, 1M impressions by default)
 joined with its user and item tables: user_id, item_id, position, gender, city_tier, category_id,
-brand_id (categorical), age and price (bucketed), plus a bias: 10 hashed fields into 2^bits buckets.
-recforge hashes it (timed) and learns with the exact per-sample numba kernel and with vectorized
-mini-batches; River (bench/.venv-river, `bash bench/peers/setup_river.sh`) learns from the same
-hashed bucket ids one sample at a time on a prefix of the stream (its dict building is not timed).
+brand_id (id features with `hash_buckets`: 2^bits for user and item, 2^10 for the rest), age and
+price (numeric buckets), plus the lr bias: 10 coordinates per row. recforge transforms each Arrow
+batch with its FeatureSet (timed) and learns with the exact per-sample numba kernel and with
+vectorized mini-batches; River (bench/.venv-river, `bash bench/peers/setup_river.sh`) learns from the
+same coordinates one sample at a time on a prefix of the stream (its dict building is not timed).
 Reports samples/s, recforge's speed ratio, and progressive-validation AUC / logloss (every row
 predicted before it is learned) on the prefix both saw and, for recforge, on the whole stream.
 
@@ -24,9 +25,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from recforge.config import PipelineConfig, build_config
 from recforge.config.schema import SyntheticConfig
 from recforge.data.synthetic import generate_synthetic
-from recforge.online import FeatureHasher, FTRLProximal
+from recforge.features import FeatureSet
+from recforge.models import build_model
+from recforge.train.ftrl_lr import FtrlTrainer
 from recforge.train.metrics import auc, logloss
 
 BENCH = Path(__file__).resolve().parent
@@ -48,12 +52,37 @@ def click_stream(rows: int, seed: int) -> pa.Table:
     return pa.table(cols)
 
 
-def run_recforge(table: pa.Table, hasher: FeatureHasher, mode: str, batch: int, alpha: float) -> dict:
-    model = FTRLProximal(hasher, **{**HYPER, "alpha": alpha}, mode=mode)  # type: ignore[arg-type]
-    model.learn_many(table.slice(0, 1_000), label="click")  # compile the numba kernel outside the clock
-    model = FTRLProximal(hasher, **{**HYPER, "alpha": alpha}, mode=mode)  # type: ignore[arg-type]
+def ftrl_config(table: pa.Table, bits: int, mode: str, alpha: float) -> PipelineConfig:
+    """lr over the stream's hashed ids and bucketed numbers, fitted by the ftrl trainer."""
+    wide = {"user_id": 2**bits, "item_id": 2**bits}
+    ids = ["user_id", "item_id", "position", "gender", "city_tier", "category_id", "brand_id"]
+    price = np.quantile(table["price"].to_numpy(), np.linspace(0, 1, 21)[1:-1]).tolist()
+    features = [{"name": n, "kind": "id", "hash_buckets": wide.get(n, 2**10)} for n in ids] + [
+        {"name": "age", "kind": "numeric", "boundaries": [25, 35, 45, 55]},
+        {"name": "price", "kind": "numeric", "boundaries": price},
+    ]
+    return build_config(
+        {
+            "data": {"label": "click"},
+            "features": features,
+            "model": {"name": "lr"},
+            "train": {"trainer": "ftrl", "ftrl": {**HYPER, "alpha": alpha, "mode": mode}},
+        }
+    )
+
+
+def ftrl_trainer(cfg: PipelineConfig, table: pa.Table) -> tuple[FeatureSet, FtrlTrainer]:
+    features = FeatureSet.from_config(cfg).fit([table.slice(0, 1_000)])  # hashed and given boundaries: no state
+    return features, FtrlTrainer(build_model(features.schema(), cfg.model), cfg, BENCH / "work")
+
+
+def run_recforge(table: pa.Table, bits: int, mode: str, batch: int, alpha: float) -> dict:
+    cfg = ftrl_config(table, bits, mode, alpha)
+    features, trainer = ftrl_trainer(cfg, table)
+    trainer.learn(features.transform(table.slice(0, 1_000)))  # compile the numba kernel outside the clock
+    features, trainer = ftrl_trainer(cfg, table)
     start = time.perf_counter()
-    preds = np.concatenate([model.learn_many(rb, label="click") for rb in table.to_batches(max_chunksize=batch)])
+    preds = np.concatenate([trainer.learn(features.transform(rb)) for rb in table.to_batches(max_chunksize=batch)])
     seconds = time.perf_counter() - start
     return {
         "mode": mode,
@@ -62,7 +91,6 @@ def run_recforge(table: pa.Table, hasher: FeatureHasher, mode: str, batch: int, 
         "seconds": seconds,
         "preds": preds,
         "samples_per_s": table.num_rows / seconds,
-        "running_auc": model.metrics.auc(),
     }
 
 
@@ -78,23 +106,16 @@ def main() -> None:
 
     table = click_stream(args.rows, args.seed)
     y = table["click"].to_numpy().astype(np.float64)
-    hasher = FeatureHasher(
-        categorical=["user_id", "item_id", "position", "gender", "city_tier", "category_id", "brand_id"],
-        bucketed={
-            "age": [25, 35, 45, 55],
-            "price": list(np.quantile(table["price"].to_numpy(), np.linspace(0, 1, 21)[1:-1])),
-        },
-        bits=args.bits,
-    )
-    idx, _ = hasher.transform(table)
+    features, trainer = ftrl_trainer(ftrl_config(table, args.bits, "exact", HYPER["alpha"]), table)
+    idx, _ = trainer.coords.encode(features.transform(table))  # the coordinates River learns from too
     work = BENCH / "work"
     work.mkdir(exist_ok=True)
     np.savez(work / "ftrl_stream.npz", idx=idx, y=y)
 
     results = [
-        run_recforge(table, hasher, "exact", args.batch, HYPER["alpha"]),
-        run_recforge(table, hasher, "batch", args.mini_batch, HYPER["alpha"]),
-        run_recforge(table, hasher, "batch", args.mini_batch, 0.3),
+        run_recforge(table, args.bits, "exact", args.batch, HYPER["alpha"]),
+        run_recforge(table, args.bits, "batch", args.mini_batch, HYPER["alpha"]),
+        run_recforge(table, args.bits, "batch", args.mini_batch, 0.3),
     ]
     river_preds = work / "ftrl_river_preds.npy"
     cmd = [
@@ -112,8 +133,8 @@ def main() -> None:
     k = river["rows"]
 
     print(
-        f"stream: synthetic clicks, {args.rows:,} rows, CTR {y.mean():.4f}, {hasher.n_fields} fields, "
-        f"2^{args.bits} buckets; FTRL {HYPER}; oracle AUC "
+        f"stream: synthetic clicks, {args.rows:,} rows, CTR {y.mean():.4f}, {idx.shape[1]} coordinates a row, "
+        f"user and item ids in 2^{args.bits} buckets each; FTRL {HYPER}; oracle AUC "
         f"{auc(y, table['true_ctr'].to_numpy()):.4f}"
     )
     print(f"| learner | rows | samples/s | vs River | prog. AUC first {k:,} | logloss first {k:,} | prog. AUC all |")

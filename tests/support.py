@@ -1,11 +1,18 @@
-"""Helpers the tests import: the repo root, small synthetic pipeline configs, and exact Batch comparison."""
+"""Helpers the tests import: the repo root, small synthetic pipeline configs, exact Batch comparison and a real
+`recforge serve` process."""
 
 from __future__ import annotations
 
 import dataclasses
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import torch
 
@@ -85,3 +92,46 @@ def assert_same(a: Any, b: Any, where: str) -> None:
             assert_same(getattr(a, field.name), getattr(b, field.name), f"{where}.{field.name}")
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=30, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.post(self.url + path, timeout=30, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(model: Path, config: Path, *settings: str) -> Server:
+    port = free_port()
+    cmd = [sys.executable, "-m", "recforge", "serve", str(model), "--config", str(config), "--port", str(port)]
+    for s in ("watch.poll_seconds=0.05", *settings):
+        cmd += ["--set", s]
+    process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited:\n{process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            if httpx.get(url + "/v2/health/live", timeout=1).status_code == 200:
+                return Server(url, process)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError("server did not start in 120 s")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    server.process.wait(30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -29,7 +28,7 @@ from recforge.pipeline.rank import train
 from recforge.pipeline.recall import recall_train
 from recforge.pipeline.serve import write_serving_files
 
-from support import REPO, small_synthetic
+from support import REPO, Server, small_synthetic, start_server, stop_server
 
 CHANNELS = [
     {"name": "als", "factors": 16, "iterations": 5, "quota": 100, "index": {"kind": "hnsw"}},
@@ -44,49 +43,6 @@ class Run:
     stream: Path
     serving: Path
     samples: Path
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def get(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=30, **kw)
-
-    def post(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.post(self.url + path, timeout=30, **kw)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(model: Path, config: Path, *settings: str) -> Server:
-    port = free_port()
-    cmd = [sys.executable, "-m", "recforge", "serve", str(model), "--config", str(config), "--port", str(port)]
-    for s in ("watch.poll_seconds=0.05", *settings):
-        cmd += ["--set", s]
-    process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited:\n{process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            if httpx.get(url + "/v2/health/live", timeout=1).status_code == 200:
-                return Server(url, process)
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError("server did not start in 120 s")
-
-
-def stop_server(server: Server) -> None:
-    server.process.terminate()
-    server.process.wait(30)
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,11 @@ MANIFEST = "manifest.json"
 FORMAT = "recforge.bundle/1"
 DELTA_DIR = "delta"  # inside a delta version: the embedding delta (changed rows + dense weights)
 ARTIFACTS = "artifacts"  # text files of models whose state is more than tensors (trees, PMML, reports)
+RETIRED_FORMATS = {  # artifact formats recforge no longer reads -> how to get a bundle instead
+    "recforge.ftrl/1": "an FTRL version from before FTRL published bundles: its hashed weights cannot be mapped "
+    "onto features, so re-run `recforge stream ftrl PIPELINE.yaml` (model lr, train.trainer ftrl, id features "
+    "with hash_buckets) on the stream to publish bundles",
+}
 
 
 @dataclass
@@ -175,6 +180,9 @@ def _load_full(path: Path, manifest: dict[str, Any]) -> Bundle:
 
 def read_bundle_manifest(path: Path) -> dict[str, Any]:
     manifest = read_manifest(path)
+    retired = RETIRED_FORMATS.get(str(manifest.get("format")))
+    if retired is not None:
+        raise BundleError(f"{path / MANIFEST}: format {manifest['format']!r} is {retired}")
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{path / MANIFEST}: format {manifest.get('format')!r} is not {FORMAT!r}")
     return manifest

@@ -57,19 +57,19 @@ def stream_train(
 
 @stream_app.command("ftrl")
 def stream_ftrl(
-    config: Path = typer.Argument(..., help="FTRL job YAML (label, hasher, alpha/l1/l2, publish_every_s)."),
+    config: Path = typer.Argument(..., help="Pipeline YAML: model lr, train.trainer ftrl, online block."),
     source: str = typer.Option(..., "--source", help="redis://... or kafka://... event stream."),
     models: Path = typer.Option(..., "--models", help="Model stream directory to publish FTRL versions into."),
     work: Path = typer.Option(..., "--work", help="Checkpoint directory (resumed when present)."),
     until_idle: float | None = typer.Option(None, help="Stop after the stream is idle this many seconds."),
     max_rows: int | None = typer.Option(None, help="Stop after learning this many rows in total."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
-    """FTRL-Proximal on an event stream, exactly once, publishing versions into a model stream."""
-    from recforge.config.loader import load_tree, validate_block
-    from recforge.config.online import FtrlJobConfig
+    """FTRL-Proximal over lr on an event stream, exactly once, publishing bundles into a model stream."""
+    from recforge.config import load_config
     from recforge.online.ftrl_stream import FtrlStreamJob
 
-    cfg = validate_block(FtrlJobConfig, load_tree(config), str(config))
+    cfg = load_config(config, set_)
     report = FtrlStreamJob(cfg, source, models, work).run(until_idle_s=until_idle, max_rows=max_rows)
     typer.echo(
         f"learned {report.samples:,} rows in total ({report.skipped:,} re-delivered rows skipped); "

@@ -48,31 +48,13 @@ class OnlineConfig(Strict):
     drift: DriftSettings = DriftSettings()
 
 
-class HasherSettings(Strict):
-    """Which raw columns FTRL hashes (see recforge.online.hashing.FeatureHasher)."""
+class FtrlConfig(Strict):
+    """`train.ftrl`: FTRL-Proximal hyper-parameters of the `ftrl` trainer (see recforge.train.ftrl)."""
 
-    categorical: list[str] = Field(default_factory=list)
-    bucketed: dict[str, list[float]] = Field(default_factory=dict)
-    raw: list[str] = Field(default_factory=list)
-    bits: int = Field(20, ge=1, le=31)
-
-
-class FtrlJobConfig(Strict):
-    """`recforge stream ftrl`: FTRL-Proximal on an event stream, published into a model stream."""
-
-    label: str = "click"
-    hasher: HasherSettings
-    alpha: float = Field(0.05, gt=0)
+    alpha: float = Field(0.05, gt=0, description="Per-coordinate learning-rate scale.")
     beta: float = Field(1.0, ge=0)
-    l1: float = Field(1.0, ge=0)
+    l1: float = Field(1.0, ge=0, description="Weights with |z| <= l1 are exactly zero (sparsity).")
     l2: float = Field(1.0, ge=0)
-    mode: Literal["exact", "batch"] = "exact"
-    batch_size: int = Field(4096, ge=1)
-    read_timeout_ms: int = Field(500, ge=1)
-    checkpoint_every_rows: int = Field(50_000, ge=1)
-    publish_every_s: float | None = Field(30.0, gt=0)
-    publish_every_rows: int | None = Field(None, ge=1)
-    min_auc: float | None = Field(
-        None, ge=0, le=1, description="Publish only while the progressive AUC since the last version is at least this."
+    mode: Literal["exact", "batch"] = Field(
+        "exact", description="exact: per sample, in order (numba); batch: one vectorized step per mini-batch."
     )
-    keep: int = Field(10, ge=1)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from recforge.config.features import FeatureConfig, Strict
 from recforge.config.negatives import NegativesConfig
-from recforge.config.online import OnlineConfig
+from recforge.config.online import FtrlConfig, OnlineConfig
 from recforge.config.recall import RecallConfig
 from recforge.config.split import SplitConfig
 from recforge.config.tables import TablesConfig
@@ -133,6 +133,10 @@ class TrainConfig(Strict):
     compile: bool = False
     progress: bool = True
     distill: DistillConfig | None = Field(None, description="Train as a student of a teacher bundle.")
+    trainer: str | None = Field(
+        None, description="Trainer family (default: the model's own, e.g. sgd); `ftrl` fits `lr` with FTRL-Proximal."
+    )
+    ftrl: FtrlConfig = FtrlConfig()
 
 
 class EvalConfig(Strict):
@@ -170,8 +174,20 @@ class PipelineConfig(Strict):
     eval: EvalConfig = EvalConfig()
     recall: RecallConfig | None = Field(None, description="Recall channels, their merge and evaluation.")
     online: OnlineConfig = Field(
-        default_factory=OnlineConfig, description="Streaming training (`recforge stream train`)."
+        default_factory=OnlineConfig, description="Streaming training (`recforge stream train` / `stream ftrl`)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_a_retired_ftrl_job(cls, data: Any) -> Any:
+        """The FTRL job YAML of before issue 16 (`hasher:` + hyper-parameters) gets the way to the new one."""
+        if isinstance(data, dict) and "hasher" in data:
+            raise ValueError(
+                "`hasher:` is the retired FTRL job format; FTRL now runs a pipeline config: list the hashed columns "
+                "under `features:` (kind id with `hash_buckets`, numeric with `boundaries`), set `model: {name: lr}` "
+                "and `train: {trainer: ftrl, ftrl: {alpha, beta, l1, l2}}` (see examples/synthetic_ftrl.yaml)"
+            )
+        return data
 
     def dump(self) -> dict[str, Any]:
         """Plain-data form for YAML/JSON (what a bundle stores)."""

@@ -1,50 +1,24 @@
 """Score an event stream with whatever version a model stream serves, writing rows + scores to another stream.
 
-Any version kind works through a registry keyed by the manifest's `format`: recforge bundles (full
-or delta versions) and FTRL versions. The served version is re-checked every `poll_s` seconds and
-swapped between batches; every output row names the version that scored it.
+Every version is a bundle (full, delta, or published by `recforge stream ftrl`) scored by `score_table`,
+the path `recforge predict` runs. The served version is re-checked every `poll_s` seconds and swapped
+between batches; every output row names the version that scored it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from recforge.bundle import load_bundle, score_table
-from recforge.bundle.bundle import FORMAT as BUNDLE_FORMAT
-from recforge.bundle.bundle import MANIFEST
 from recforge.bundle.stream import current
 from recforge.data.streams import StreamSource, open_sink, open_source
-from recforge.online.ftrl import FTRLProximal
-from recforge.online.ftrl_stream import FTRL_FORMAT
-from recforge.registry import Registry
 
 log = logging.getLogger(__name__)
-Scorer = Callable[[pa.Table], np.ndarray]
-SCORERS: Registry[Callable[[Path], Scorer]] = Registry("model version format")
-
-
-@SCORERS.register(BUNDLE_FORMAT)
-def _bundle_scorer(path: Path) -> Scorer:
-    bundle = load_bundle(path)
-    return lambda table: score_table(bundle, table)
-
-
-@SCORERS.register(FTRL_FORMAT)
-def _ftrl_scorer(path: Path) -> Scorer:
-    return FTRLProximal.load(path).predict_many
-
-
-def load_scorer(path: Path) -> Scorer:
-    fmt = json.loads((path / MANIFEST).read_text()).get("format", "")
-    return SCORERS.get(fmt, yaml_path=f"{path / MANIFEST}: format")(path)
 
 
 @dataclass
@@ -68,7 +42,7 @@ def predict_stream(
     report = PredictReport()
     src = open_source(source) if isinstance(source, str) else source
     served = current(models)
-    scorer, checked = load_scorer(served.path), time.monotonic()
+    bundle, checked = load_bundle(served.path), time.monotonic()
     report.versions.append(served.version)
     idle_since = time.monotonic()
     with open_sink(sink_url) as sink:
@@ -76,7 +50,7 @@ def predict_stream(
             if time.monotonic() - checked >= poll_s:
                 checked, now = time.monotonic(), current(models)
                 if now.version != served.version:
-                    served, scorer = now, load_scorer(now.path)
+                    served, bundle = now, load_bundle(now.path)
                     report.versions.append(now.version)
                     log.info("stream predict now scores with %s", now.version)
             batch = src.read(batch_size, 500)
@@ -85,7 +59,7 @@ def predict_stream(
                     break
                 continue
             idle_since = time.monotonic()
-            scores = scorer(batch.table)
+            scores = score_table(bundle, batch.table)
             out = batch.table.append_column(score_column, pa.array(scores, pa.float64()))
             out = out.append_column("model_version", pa.array([served.version] * out.num_rows, pa.string()))
             sink.write(out)

@@ -39,10 +39,10 @@ from recforge.data.streams import Position, RowPosition, StreamBatch, StreamSour
 from recforge.errors import ConfigError, DataError
 from recforge.features import FeatureSet
 from recforge.models import build_model
-from recforge.models.registry import model_trainer
 from recforge.online.drift import DriftMonitor
 from recforge.online.drift_watch import DriftWatch
 from recforge.online.stream_publisher import Publisher
+from recforge.train.families import trainer_family
 from recforge.train.gate import GateResult
 from recforge.train.trainer import Trainer, checkpoint_exists
 
@@ -86,13 +86,14 @@ class StreamTrainer:
     """`recforge stream train`: one trainer per consumer group; `run()` until idle, a row budget or SIGTERM."""
 
     def __init__(self, cfg: PipelineConfig, source: str | StreamSource, models: str | Path, work: str | Path) -> None:
-        family = model_trainer(cfg.model)
+        family = trainer_family(cfg)
         if family != "sgd":
             raise ConfigError(
                 "model.name",
                 f"{cfg.model.name} is trained by the {family!r} trainer, which cannot learn from a stream mini-batch "
                 "by mini-batch",
-                fix="stream-train a model trained by SGD (deepfm, dcn_v2, widedeep, ...) or retrain it in batch",
+                fix="stream-train a model trained by SGD (deepfm, dcn_v2, ...), use `recforge stream ftrl` for ftrl, "
+                "or retrain it in batch",
             )
         if is_multitask(cfg):
             raise ConfigError(

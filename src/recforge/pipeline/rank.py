@@ -27,9 +27,9 @@ from recforge.data.readers import iter_batches, read_table
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet
 from recforge.ids import first_rows
-from recforge.models import build_model, model_options, model_trainer
+from recforge.models import build_model, model_options
 from recforge.progress import stage
-from recforge.train import BatchLoader, Trainer, TrainResult, evaluate_tasks, make_trainer
+from recforge.train import BatchLoader, Trainer, TrainResult, evaluate_tasks, make_trainer, trainer_family
 from recforge.train.distill import TEACHER_COLUMN, attach_teacher_logits
 from recforge.train.metrics import parse_metrics
 
@@ -56,6 +56,7 @@ def check(cfg: PipelineConfig) -> None:
     if not cfg.features:
         raise ConfigError("features", "ranking needs at least one feature", fix="list the features to rank with")
     model_options(cfg.model)
+    trainer_family(cfg)
     parse_metrics(cfg.eval.metrics)
     for i, task in enumerate(pipeline_tasks(cfg)):
         for metric in parse_metrics(list(task.metrics)):
@@ -116,7 +117,7 @@ def train(
 
     train_loader = _train_loader(cfg, samples, out, loader)
     valid_loader = loader(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
-    trainer = make_trainer(model_trainer(cfg.model), model, cfg, out)
+    trainer = make_trainer(trainer_family(cfg), model, cfg, out)
     if isinstance(trainer, Trainer):
         trainer.on_eval = on_eval
     elif on_eval is not None:
@@ -158,7 +159,7 @@ def _train_loader(
     """The shuffled training batches; under distillation with the teacher's logits attached to each row."""
     if cfg.train.distill is None:
         return loader(samples.train, True, cfg.train.batch_size)
-    if model_trainer(cfg.model) != "sgd":
+    if trainer_family(cfg) != "sgd":
         raise ConfigError(
             "train.distill", f"model {cfg.model.name!r} is not trained by SGD, so it cannot learn soft labels"
         )

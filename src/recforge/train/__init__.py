@@ -1,7 +1,7 @@
 """Training: the loop, optimizers, metrics and mini-batch loading."""
 
-from recforge.train import gbdt_lr  # noqa: F401  (registers the gbdt_lr trainer)
-from recforge.train.families import TRAINERS, make_trainer
+from recforge.train import ftrl_lr, gbdt_lr  # noqa: F401  (register the ftrl and gbdt_lr trainers)
+from recforge.train.families import TRAINERS, make_trainer, trainer_family
 from recforge.train.loader import BatchLoader
 from recforge.train.metrics import auc, gauc, logloss
 from recforge.train.trainer import Trainer, TrainResult, evaluate, evaluate_tasks
@@ -17,4 +17,5 @@ __all__ = [
     "gauc",
     "logloss",
     "make_trainer",
+    "trainer_family",
 ]

@@ -14,6 +14,7 @@ from torch import nn
 
 from recforge.batch import Batch
 from recforge.config.schema import PipelineConfig
+from recforge.models.registry import model_trainer
 from recforge.registry import Registry
 from recforge.train.trainer import Trainer, TrainResult
 
@@ -32,4 +33,12 @@ TRAINERS.register("sgd")(Trainer)
 
 def make_trainer(family: str, model: nn.Module, cfg: PipelineConfig, out_dir: Path) -> ModelTrainer:
     """The trainer of `family` for `model`."""
-    return TRAINERS.get(family, yaml_path="model.name")(model, cfg, out_dir)
+    return TRAINERS.get(family, yaml_path="train.trainer")(model, cfg, out_dir)
+
+
+def trainer_family(cfg: PipelineConfig) -> str:
+    """`train.trainer` when set (e.g. `ftrl` for `lr`), else the family the model registered (`sgd` for most)."""
+    if cfg.train.trainer is None:
+        return model_trainer(cfg.model)
+    TRAINERS.get(cfg.train.trainer, yaml_path="train.trainer")
+    return cfg.train.trainer
