@@ -54,9 +54,10 @@ from recforge.models import build_model
 from recforge.models.registry import model_trainer
 from recforge.online.drift import DriftConfig, DriftMonitor, WindowReport
 from recforge.online.status import read_drift_status, take_clear_request, write_drift_status
+from recforge.train.checkpoint import checkpoint_exists
 from recforge.train.gate import GateResult, judge
 from recforge.train.metrics import auc
-from recforge.train.trainer import Trainer, checkpoint_exists
+from recforge.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
 DIGEST_MOD = 2**61 - 1

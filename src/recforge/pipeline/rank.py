@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 import yaml
+from torch import nn
 
 from recforge.bundle import Bundle, load_bundle, save_bundle
 from recforge.bundle.topk import distinct_rows, side_columns, top_items_for_user
@@ -27,6 +28,7 @@ from recforge.errors import ConfigError
 from recforge.features import FeatureSet
 from recforge.models import build_model, model_options, model_trainer
 from recforge.train import BatchLoader, Trainer, TrainResult, evaluate_tasks, make_trainer
+from recforge.train.checkpoint import CHECKPOINT, checkpoint_exists
 from recforge.train.distill import TEACHER_COLUMN, attach_teacher_logits
 from recforge.train.metrics import parse_metrics
 
@@ -85,11 +87,15 @@ def train(
 ) -> RunResult:
     """Build samples, fit features (or reuse a warm-start bundle's), train, evaluate, export a bundle.
 
+    `resume` goes on from OUT/checkpoint; without one it says so before any work and starts fresh.
     `on_eval` is called with each evaluation row (tuning reports and prunes there).
     """
     check(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if resume and not checkpoint_exists(out):
+        log.warning("no checkpoint in %s: starting fresh", out / CHECKPOINT)
+        resume = False
     seed_everything(cfg.train.seed)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -105,48 +111,76 @@ def train(
     model = build_model(features.schema(), cfg.model, tasks=model_tasks(cfg))
     if warm_start is not None and not resume:
         model.load_state_dict(load_bundle(warm_start).model.state_dict())
-    keys = group_keys(cfg)
-
-    def loader(path: str, shuffle: bool, batch_size: int, extras: tuple[str, ...] | None = None) -> BatchLoader:
-        return BatchLoader(
-            path,
-            features,
-            batch_size,
-            read_rows=cfg.data.read_rows,
-            shuffle=shuffle,
-            mode=cfg.train.cache,
-            shuffle_buffer=cfg.train.shuffle_buffer,
-            seed=cfg.train.seed,
-            extras=extras if extras is not None else keys if not shuffle else (),
-        )
-
-    if cfg.train.distill is not None:
-        if model_trainer(cfg.model) != "sgd":
-            raise ConfigError(
-                "train.distill", f"model {cfg.model.name!r} is not trained by SGD, so it cannot learn soft labels"
-            )
-        scored = attach_teacher_logits(
-            cfg.train.distill.teacher, samples.train, out / "samples" / "train_teacher.parquet", cfg.data.read_rows
-        )
-        train_loader = loader(str(scored), True, cfg.train.batch_size, extras=(TEACHER_COLUMN,))
-    else:
-        train_loader = loader(samples.train, True, cfg.train.batch_size)
-    valid_loader = loader(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
+    loaders = _Loaders(cfg, features)
+    train_loader = _train_loader(cfg, samples, out, loaders)
     trainer = make_trainer(model_trainer(cfg.model), model, cfg, out)
     if isinstance(trainer, Trainer):
         trainer.on_eval = on_eval
     elif on_eval is not None:
         log.info("model %s trains in one pass: no per-epoch evaluations to report", cfg.model.name)
+    valid_loader = loaders(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
     result = trainer.fit(train_loader, valid_loader, resume=resume)
+    metrics = _metrics(cfg, model, result, samples, train_loader.report.summary(), loaders)
+    bundle = save_bundle(out / "bundle", cfg, features, model, metrics, parent=parent)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return RunResult(out, bundle, metrics, samples, result)
+
+
+@dataclass
+class _Loaders:
+    """BatchLoaders over sample files with the pipeline's features, read size, cache and shuffle seed."""
+
+    cfg: PipelineConfig
+    features: FeatureSet
+
+    def __call__(self, path: str, shuffle: bool, batch_size: int, extras: tuple[str, ...] | None = None) -> BatchLoader:
+        """Evaluation loaders (no shuffle) carry the group-metric keys as extras unless `extras` says otherwise."""
+        return BatchLoader(
+            path,
+            self.features,
+            batch_size,
+            read_rows=self.cfg.data.read_rows,
+            shuffle=shuffle,
+            mode=self.cfg.train.cache,
+            shuffle_buffer=self.cfg.train.shuffle_buffer,
+            seed=self.cfg.train.seed,
+            extras=extras if extras is not None else group_keys(self.cfg) if not shuffle else (),
+        )
+
+
+def _train_loader(cfg: PipelineConfig, samples: SamplePaths, out: Path, loaders: _Loaders) -> BatchLoader:
+    """The shuffled training loader; under distillation over the rows scored once by the teacher."""
+    if cfg.train.distill is None:
+        return loaders(samples.train, True, cfg.train.batch_size)
+    if model_trainer(cfg.model) != "sgd":
+        raise ConfigError(
+            "train.distill", f"model {cfg.model.name!r} is not trained by SGD, so it cannot learn soft labels"
+        )
+    scored = attach_teacher_logits(
+        cfg.train.distill.teacher, samples.train, out / "samples" / "train_teacher.parquet", cfg.data.read_rows
+    )
+    return loaders(str(scored), True, cfg.train.batch_size, extras=(TEACHER_COLUMN,))
+
+
+def _metrics(
+    cfg: PipelineConfig,
+    model: nn.Module,
+    result: TrainResult,
+    samples: SamplePaths,
+    defaults: dict[str, Any],
+    loaders: _Loaders,
+) -> dict[str, Any]:
+    """metrics.json: the exported model's valid and test metrics, training counters, values mapped to defaults."""
     test = (
-        evaluate_tasks(model, loader(samples.test, False, cfg.eval.batch_size), tasks, mean=is_multitask(cfg))
+        evaluate_tasks(
+            model, loaders(samples.test, False, cfg.eval.batch_size), pipeline_tasks(cfg), mean=is_multitask(cfg)
+        )
         if samples.test
         else {}
     )
-    report = train_loader.report.summary()
-    if report:
-        log.warning("training values mapped to defaults (missing / out of vocabulary / truncated): %s", report)
-    metrics = {
+    if defaults:
+        log.warning("training values mapped to defaults (missing / out of vocabulary / truncated): %s", defaults)
+    return {
         "valid": result.best or (result.history[-1] if result.history else {}),
         "test": test,
         "train": {
@@ -157,11 +191,8 @@ def train(
             "rows": samples.counts.get("train", 0),
             "parameters": sum(p.numel() for p in model.parameters()),
         },
-        "defaults": report,
+        "defaults": defaults,
     }
-    bundle = save_bundle(out / "bundle", cfg, features, model, metrics, parent=parent)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    return RunResult(out, bundle, metrics, samples, result)
 
 
 def _features(

@@ -6,10 +6,11 @@ the file each epoch and shuffles within a buffer of record batches, so a file la
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -93,13 +94,17 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         self._epoch += 1
-        generator = torch.Generator().manual_seed(self.seed + self._epoch)
+        return self.epoch(self._epoch)
+
+    def epoch(self, number: int, skip: int = 0) -> Iterator[Batch]:
+        """Epoch `number`'s batches after its first `skip`: the shuffle is seeded by `seed + number`,
+        so a resumed run sees the same order as an uninterrupted one and goes on from where it stopped."""
+        generator = torch.Generator().manual_seed(self.seed + number)
         if self.mode == "memory":
             if self._cache is None:
                 self._cache = Batch.concat(list(background(self.chunks)))
-            yield from self._split(self._cache, generator)
-            return
-        yield from background(lambda: self._stream(generator))
+            return itertools.islice(self._split(self._cache, generator), skip, None)
+        return itertools.islice(background(lambda: self._stream(generator)), skip, None)
 
     def _split(self, data: Batch, generator: torch.Generator) -> Iterator[Batch]:
         if self.shuffle:
@@ -128,3 +133,13 @@ class BatchLoader:
         if self.shuffle:
             mixed = mixed.index(torch.randperm(mixed.size, generator=generator))
         return mixed
+
+
+def epoch_batches(batches: Iterable[Batch], number: int, skip: int = 0) -> Iterator[Batch]:
+    """Epoch `number` of `batches` after its first `skip` batches (what a resumed epoch still has to train).
+
+    A BatchLoader reshuffles by epoch number; any other iterable is replayed from its start.
+    """
+    if isinstance(batches, BatchLoader):
+        return batches.epoch(number, skip)
+    return itertools.islice(iter(batches), skip, None)
