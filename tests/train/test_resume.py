@@ -13,11 +13,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
 from recforge.config import load_config
+from recforge.errors import BundleError
+from recforge.models.layers.dropout import FastDropout
 from recforge.pipeline import train
+from recforge.state_io import load_state, save_state
+from recforge.train import rng_state
 
 from support import REPO, recforge, recforge_command, small_synthetic
 
@@ -79,6 +85,45 @@ def test_resume_after_a_kill_between_eval_and_checkpoint_keeps_one_row_per_evalu
     assert [json.loads(r)["step"] for r in rows] == [30, 60, 90, 100, 120, 150, 180, 200]
     assert rows == (tmp_path / "straight" / "evals.jsonl").read_text().splitlines()
     assert resumed.train.history == straight.train.history
+
+
+class Crash(Exception):
+    """Raised from `on_eval`: the run dies right after an evaluation row was written."""
+
+
+def test_a_crash_mid_epoch_with_dynamic_tables_and_sparse_adam_resumes_exactly(tmp_path: Path) -> None:
+    """Dynamic user ids (lazy Adam and eviction in the table), static item ids (torch SparseAdam): a run that
+    dies at step 120, mid-epoch 2 and one step past its last checkpoint, resumes to the uninterrupted result."""
+    tree = resumable(epochs=2, checkpoint={"every_steps": 7}, optimizer={"sparse": "sparse_adam"})
+    tree["features"][0]["storage"] = {"kind": "dynamic", "initial_capacity": 64, "eviction": {"max_rows": 250}}
+    cfg = load_config(write(tmp_path, tree))
+    train(cfg, tmp_path / "straight")
+
+    def crash(row: dict[str, Any]) -> None:
+        if row["step"] == 120:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(cfg, tmp_path / "run", on_eval=crash)
+    assert json.loads((tmp_path / "run" / "checkpoint" / "trainer.json").read_text())["batch_in_epoch"] == 19
+    train(cfg, tmp_path / "run", resume=True)
+    assert outcome(tmp_path / "run") == outcome(tmp_path / "straight")
+
+
+def test_rng_state_round_trips_through_a_checkpoint_file(tmp_path: Path) -> None:
+    """Every generator draws after a restore what it drew after the capture: globals and FastDropout's own."""
+    model = torch.nn.Sequential(FastDropout(0.5), torch.nn.Linear(2, 2), FastDropout(0.2))
+
+    def draws() -> list[Any]:
+        generators = [m.rng for m in model if isinstance(m, FastDropout)]
+        return [np.random.rand(3).tolist(), random.random(), torch.rand(3).tolist(), *(g.random() for g in generators)]
+
+    save_state(rng_state.capture(model), tmp_path / "rng")
+    first = draws()
+    rng_state.restore(model, load_state(tmp_path / "rng"), "test")
+    assert draws() == first
+    with pytest.raises(BundleError, match="do not match the model"):
+        rng_state.restore(torch.nn.Sequential(FastDropout(0.5)), load_state(tmp_path / "rng"), "test")
 
 
 def checkpoint_step(run: Path) -> int:

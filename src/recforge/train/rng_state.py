@@ -9,7 +9,7 @@ seeded by epoch number (BatchLoader.epoch), so the data position alone restores 
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ def module_generators(model: nn.Module) -> dict[str, np.random.Generator]:
 
 def capture(model: nn.Module) -> dict[str, Any]:
     """The state of every generator, as tensors and plain values (what `save_state` stores)."""
-    kind, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
+    kind, key, pos, has_gauss, gauss = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
