@@ -110,6 +110,22 @@ def test_a_crash_mid_epoch_with_dynamic_tables_and_sparse_adam_resumes_exactly(t
     assert outcome(tmp_path / "run") == outcome(tmp_path / "straight")
 
 
+def test_a_resumed_warm_start_names_its_parent_and_ends_like_an_uninterrupted_one(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, resumable(epochs=1, checkpoint={"every_steps": 10})))
+    parent = train(cfg, tmp_path / "parent").bundle
+    train(cfg, tmp_path / "straight", warm_start=parent)
+
+    def crash(row: dict[str, Any]) -> None:
+        raise Crash  # at the first evaluation (step 30), after the checkpoint of step 20
+
+    with pytest.raises(Crash):
+        train(cfg, tmp_path / "run", warm_start=parent, on_eval=crash)
+    train(cfg, tmp_path / "run", warm_start=parent, resume=True)
+    assert outcome(tmp_path / "run") == outcome(tmp_path / "straight")
+    version = json.loads((parent / "manifest.json").read_text())["version"]
+    assert json.loads((tmp_path / "run" / "bundle" / "manifest.json").read_text())["parent"] == version
+
+
 def test_rng_state_round_trips_through_a_checkpoint_file(tmp_path: Path) -> None:
     """Every generator draws after a restore what it drew after the capture: globals and FastDropout's own."""
     model = torch.nn.Sequential(FastDropout(0.5), torch.nn.Linear(2, 2), FastDropout(0.2))

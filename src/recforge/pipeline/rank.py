@@ -19,6 +19,7 @@ import yaml
 from torch import nn
 
 from recforge.bundle import Bundle, load_bundle, save_bundle
+from recforge.bundle.bundle import read_bundle_manifest
 from recforge.bundle.topk import distinct_rows, side_columns, top_items_for_user
 from recforge.config import PipelineConfig
 from recforge.config.tasks import is_multitask, model_tasks, pipeline_tasks
@@ -198,10 +199,12 @@ def _metrics(
 def _features(
     cfg: PipelineConfig, out: Path, samples: SamplePaths, resume: bool, warm_start: str | Path | None
 ) -> tuple[FeatureSet, str | None]:
-    """Fitted features: reused on resume / warm start (so embedding rows keep their meaning), else fitted."""
+    """Fitted features and the parent version: features are reused on resume / warm start (so embedding
+    rows keep their meaning), else fitted; a resumed warm start still names its parent."""
     saved = out / "features"
     if resume and saved.exists():
-        return FeatureSet.load(saved), None
+        parent = read_bundle_manifest(Path(warm_start))["version"] if warm_start is not None else None
+        return FeatureSet.load(saved), parent
     if warm_start is not None:
         parent = load_bundle(warm_start)
         parent.features.save(saved)
