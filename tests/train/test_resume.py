@@ -91,10 +91,14 @@ class Crash(Exception):
     """Raised from `on_eval`: the run dies right after an evaluation row was written."""
 
 
-def test_a_crash_mid_epoch_with_dynamic_tables_and_sparse_adam_resumes_exactly(tmp_path: Path) -> None:
-    """Dynamic user ids (lazy Adam and eviction in the table), static item ids (torch SparseAdam): a run that
-    dies at step 120, mid-epoch 2 and one step past its last checkpoint, resumes to the uninterrupted result."""
-    tree = resumable(epochs=2, checkpoint={"every_steps": 7}, optimizer={"sparse": "sparse_adam"})
+def test_a_crash_mid_epoch_with_dynamic_tables_sparse_adam_and_streaming_resumes_exactly(tmp_path: Path) -> None:
+    """Dynamic user ids (lazy Adam and eviction in the table), static item ids (torch SparseAdam), batches
+    streamed from disk through a shuffle buffer: a run that dies at step 120, mid-epoch 2 and one step past
+    its last checkpoint, resumes to the uninterrupted result."""
+    tree = resumable(
+        epochs=2, checkpoint={"every_steps": 7}, optimizer={"sparse": "sparse_adam"}, cache="stream", shuffle_buffer=3
+    )
+    tree["data"]["read_rows"] = 256
     tree["features"][0]["storage"] = {"kind": "dynamic", "initial_capacity": 64, "eviction": {"max_rows": 250}}
     cfg = load_config(write(tmp_path, tree))
     train(cfg, tmp_path / "straight")
