@@ -99,6 +99,7 @@ def test_a_crash_mid_epoch_with_dynamic_tables_sparse_adam_and_streaming_resumes
         epochs=2, checkpoint={"every_steps": 7}, optimizer={"sparse": "sparse_adam"}, cache="stream", shuffle_buffer=3
     )
     tree["data"]["read_rows"] = 256
+    tree["features"][3]["min_count"] = 70  # rarer item ids train as the default row: counted in metrics.json
     tree["features"][0]["storage"] = {"kind": "dynamic", "initial_capacity": 64, "eviction": {"max_rows": 250}}
     cfg = load_config(write(tmp_path, tree))
     train(cfg, tmp_path / "straight")
@@ -112,6 +113,7 @@ def test_a_crash_mid_epoch_with_dynamic_tables_sparse_adam_and_streaming_resumes
     assert json.loads((tmp_path / "run" / "checkpoint" / "trainer.json").read_text())["batch_in_epoch"] == 19
     train(cfg, tmp_path / "run", resume=True)
     assert outcome(tmp_path / "run") == outcome(tmp_path / "straight")
+    assert outcome(tmp_path / "run")["metrics"]["defaults"]["item_id.oov"] > 0
 
 
 def test_a_resumed_warm_start_names_its_parent_and_ends_like_an_uninterrupted_one(tmp_path: Path) -> None:

@@ -75,6 +75,7 @@ class BatchLoader:
     report: TransformReport = field(default_factory=TransformReport)
     _cache: Batch | None = None
     _epoch: int = 0
+    _counted: bool = False  # stream mode: a pass has counted into `report` already
 
     def __post_init__(self) -> None:
         if self.mode == "auto":
@@ -85,11 +86,11 @@ class BatchLoader:
             self.columns.append(self.features.weight)
         self.columns += [c for c in self.extras if c not in self.columns]
 
-    def chunks(self) -> Iterator[Batch]:
-        """Each record batch of the file, transformed (one pass)."""
+    def chunks(self, report: TransformReport | None) -> Iterator[Batch]:
+        """Each record batch of the file, transformed (one pass); values mapped to defaults counted in `report`."""
         for record_batch in iter_batches(self.path, columns=self.columns, batch_rows=self.read_rows):
             yield self.features.transform(
-                record_batch, report=self.report, labels=self.labels, extras=self.extras, source=self.path
+                record_batch, report=report, labels=self.labels, extras=self.extras, source=self.path
             )
 
     def __iter__(self) -> Iterator[Batch]:
@@ -102,9 +103,11 @@ class BatchLoader:
         generator = torch.Generator().manual_seed(self.seed + number)
         if self.mode == "memory":
             if self._cache is None:
-                self._cache = Batch.concat(list(background(self.chunks)))
+                self._cache = Batch.concat(list(background(lambda: self.chunks(self.report))))
             return itertools.islice(self._split(self._cache, generator), skip, None)
-        return itertools.islice(background(lambda: self._stream(generator)), skip, None)
+        # `report` counts one pass over the file, as in memory mode, whichever epoch this loader starts in
+        report, self._counted = (None if self._counted else self.report), True
+        return itertools.islice(background(lambda: self._stream(generator, report)), skip, None)
 
     def _split(self, data: Batch, generator: torch.Generator) -> Iterator[Batch]:
         if self.shuffle:
@@ -112,9 +115,9 @@ class BatchLoader:
         for start in range(0, data.size, self.batch_size):
             yield data.index(slice(start, start + self.batch_size))
 
-    def _stream(self, generator: torch.Generator) -> Iterator[Batch]:
+    def _stream(self, generator: torch.Generator, report: TransformReport | None) -> Iterator[Batch]:
         buffer: list[Batch] = []
-        for chunk in self.chunks():
+        for chunk in self.chunks(report):
             buffer.append(chunk)
             if len(buffer) >= self.shuffle_buffer:
                 mixed = self._mix(buffer, generator)
