@@ -111,7 +111,9 @@ def test_a_crash_mid_epoch_with_dynamic_tables_sparse_adam_and_streaming_resumes
     with pytest.raises(Crash):
         train(cfg, tmp_path / "run", on_eval=crash)
     assert json.loads((tmp_path / "run" / "checkpoint" / "trainer.json").read_text())["batch_in_epoch"] == 19
+    built = (tmp_path / "run" / "samples" / "train.parquet").stat().st_mtime_ns
     train(cfg, tmp_path / "run", resume=True)
+    assert (tmp_path / "run" / "samples" / "train.parquet").stat().st_mtime_ns == built, "samples reused"
     assert outcome(tmp_path / "run") == outcome(tmp_path / "straight")
     assert outcome(tmp_path / "run")["metrics"]["defaults"]["item_id.oov"] > 0
 

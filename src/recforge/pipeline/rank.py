@@ -6,7 +6,7 @@ import json
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -101,13 +101,7 @@ def train(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
-    tasks = pipeline_tasks(cfg)
-    samples = build_samples(
-        cfg.data,
-        out / "samples",
-        labels=tuple(t.label for t in tasks if t.loss == "bce"),
-        targets=tuple(t.label for t in tasks if t.loss == "mse"),
-    )
+    samples = _samples(cfg, out / "samples", resume)
     features, parent = _features(cfg, out, samples, resume, warm_start)
     model = build_model(features.schema(), cfg.model, tasks=model_tasks(cfg))
     if warm_start is not None and not resume:
@@ -125,6 +119,29 @@ def train(
     bundle = save_bundle(out / "bundle", cfg, features, model, metrics, parent=parent)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return RunResult(out, bundle, metrics, samples, result)
+
+
+def _samples(cfg: PipelineConfig, out: Path, resume: bool) -> SamplePaths:
+    """The run's samples; a resumed run keeps those its first run finished (what its checkpoint trained on).
+
+    `samples.json`, written after the files, names them and the data config and labels they were built for.
+    """
+    tasks = pipeline_tasks(cfg)
+    labels = tuple(t.label for t in tasks if t.loss == "bce")
+    targets = tuple(t.label for t in tasks if t.loss == "mse")
+    recipe = {"data": cfg.data.model_dump(mode="json"), "labels": list(labels), "targets": list(targets)}
+    record = out / "samples.json"
+    if resume and record.exists():
+        saved = json.loads(record.read_text())
+        if saved["recipe"] == recipe:
+            log.info("resume: reusing the samples in %s", out)
+            return SamplePaths(**saved["samples"])
+    samples = build_samples(cfg.data, out, labels=labels, targets=targets)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_name("samples.json.tmp")
+    tmp.write_text(json.dumps({"recipe": recipe, "samples": asdict(samples)}))
+    tmp.replace(record)
+    return samples
 
 
 @dataclass
