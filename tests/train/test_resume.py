@@ -134,6 +134,14 @@ def test_a_resumed_warm_start_names_its_parent_and_ends_like_an_uninterrupted_on
     assert json.loads((tmp_path / "run" / "bundle" / "manifest.json").read_text())["parent"] == version
 
 
+def test_resume_with_a_different_model_is_a_clear_error(tmp_path: Path) -> None:
+    tree = resumable(epochs=1)
+    train(load_config(write(tmp_path, tree)), tmp_path / "run")
+    tree["model"]["deep"]["hidden"] = [16]
+    with pytest.raises(BundleError, match="does not fit the model of this config"):
+        train(load_config(write(tmp_path, tree)), tmp_path / "run", resume=True)
+
+
 def test_rng_state_round_trips_through_a_checkpoint_file(tmp_path: Path) -> None:
     """Every generator draws after a restore what it drew after the capture: globals and FastDropout's own."""
     model = torch.nn.Sequential(FastDropout(0.5), torch.nn.Linear(2, 2), FastDropout(0.2))
