@@ -21,6 +21,19 @@ from recforge.batch import Batch
 REPO = Path(__file__).resolve().parents[1]
 
 
+def recforge_command(*args: str | Path) -> list[str]:
+    """The argv of `recforge ARGS` run by this interpreter (so the checkout under test is what runs)."""
+    return [sys.executable, "-m", "recforge", *map(str, args)]
+
+
+def recforge(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI to its end; with `check`, a non-zero exit fails the test with its output."""
+    proc = subprocess.run(recforge_command(*args), capture_output=True, text=True, cwd=REPO, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"recforge {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
 def small_synthetic(**train: Any) -> dict[str, Any]:
     """A 2k-user synthetic world and DeepFM, small enough for a test to train in seconds."""
     return {

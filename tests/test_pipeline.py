@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +14,7 @@ import yaml
 from recforge.bundle import load_bundle, score_table
 from recforge.data import oracle_auc
 
-from support import REPO, small_synthetic
-
-
-def recforge(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "recforge", *map(str, args)], capture_output=True, text=True, cwd=REPO, timeout=600
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"recforge {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+from support import REPO, recforge, small_synthetic
 
 
 @pytest.fixture(scope="module")

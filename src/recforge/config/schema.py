@@ -107,6 +107,17 @@ class EarlyStopConfig(Strict):
     patience: int = Field(2, ge=1)
 
 
+class CheckpointConfig(Strict):
+    """When `recforge train` writes OUT/checkpoint (always at each epoch's end as well)."""
+
+    every_steps: int | None = Field(
+        1000,
+        ge=1,
+        description="Also every N training steps, so a killed run loses at most N steps on --resume (null: "
+        "epoch ends only). Dynamic tables evict at each checkpoint, so N is part of such a run's recipe.",
+    )
+
+
 class DistillConfig(Strict):
     """Learn from a teacher bundle's scores: (1 - alpha) * label BCE + alpha * T^2 * soft-label BCE at T."""
 
@@ -137,6 +148,7 @@ class TrainConfig(Strict):
         None, description="Trainer family (default: the model's own, e.g. sgd); `ftrl` fits `lr` with FTRL-Proximal."
     )
     ftrl: FtrlConfig = FtrlConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
 
 class EvalConfig(Strict):

@@ -42,9 +42,10 @@ from recforge.models import build_model
 from recforge.online.drift import DriftMonitor
 from recforge.online.drift_watch import DriftWatch
 from recforge.online.stream_publisher import Publisher
+from recforge.train.checkpoint import checkpoint_exists
 from recforge.train.families import trainer_family
 from recforge.train.gate import GateResult
-from recforge.train.trainer import Trainer, checkpoint_exists
+from recforge.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
 DIGEST_MOD = 2**61 - 1

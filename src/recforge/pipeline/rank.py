@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,11 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 import yaml
+from torch import nn
 
 from recforge.bundle import Bundle, load_bundle, save_bundle
+from recforge.bundle.bundle import read_bundle_manifest
 from recforge.bundle.topk import side_columns, top_items_for_user
 from recforge.config import PipelineConfig
-from recforge.config.tasks import Task, is_multitask, model_tasks, pipeline_tasks
+from recforge.config.tasks import is_multitask, model_tasks, pipeline_tasks
 from recforge.data import SamplePaths, build_samples
 from recforge.data.probe import check_data
 from recforge.data.readers import iter_batches, read_table
@@ -30,6 +32,7 @@ from recforge.ids import first_rows
 from recforge.models import build_model, model_options
 from recforge.progress import stage
 from recforge.train import BatchLoader, Trainer, TrainResult, evaluate_tasks, make_trainer, trainer_family
+from recforge.train.checkpoint import CHECKPOINT, checkpoint_exists
 from recforge.train.distill import TEACHER_COLUMN, attach_teacher_logits
 from recforge.train.metrics import parse_metrics
 
@@ -56,7 +59,6 @@ def check(cfg: PipelineConfig) -> None:
     if not cfg.features:
         raise ConfigError("features", "ranking needs at least one feature", fix="list the features to rank with")
     model_options(cfg.model)
-    trainer_family(cfg)
     parse_metrics(cfg.eval.metrics)
     for i, task in enumerate(pipeline_tasks(cfg)):
         for metric in parse_metrics(list(task.metrics)):
@@ -89,76 +91,91 @@ def train(
 ) -> RunResult:
     """Build samples, fit features (or reuse a warm-start bundle's), train, evaluate, export a bundle.
 
+    `resume` goes on from OUT/checkpoint; without one it says so before any work and starts fresh.
     `on_eval` is called with each evaluation row (tuning reports and prunes there).
     """
-    out = _start_run(cfg, Path(out_dir))
-    tasks = pipeline_tasks(cfg)
+    check(cfg)
+    check_data(cfg.data)  # nothing is written before the checks pass: a bad config leaves no run directory
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if resume and not checkpoint_exists(out):
+        log.warning("no checkpoint in %s: starting fresh", out / CHECKPOINT)
+        resume = False
+    seed_everything(cfg.train.seed)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
     with stage("samples", cfg.train.progress):
-        samples = build_samples(cfg.data, out / "samples", *task_labels_by_loss(tasks))
+        samples = _samples(cfg, out / "samples", resume)
     with stage("features", cfg.train.progress):
         features, parent = _features(cfg, out, samples, resume, warm_start)
     model = build_model(features.schema(), cfg.model, tasks=model_tasks(cfg))
     if warm_start is not None and not resume:
         model.load_state_dict(load_bundle(warm_start).model.state_dict())
-    keys = group_keys(cfg)
-
-    def loader(path: str, shuffle: bool, batch_size: int, extras: tuple[str, ...] | None = None) -> BatchLoader:
-        return BatchLoader(
-            path,
-            features,
-            batch_size,
-            read_rows=cfg.data.read_rows,
-            shuffle=shuffle,
-            mode=cfg.train.cache,
-            shuffle_buffer=cfg.train.shuffle_buffer,
-            seed=cfg.train.seed,
-            extras=extras if extras is not None else keys if not shuffle else (),
-        )
-
-    train_loader = _train_loader(cfg, samples, out, loader)
-    valid_loader = loader(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
+    loaders = _Loaders(cfg, features)
+    train_loader = _train_loader(cfg, samples, out, loaders)
     trainer = make_trainer(trainer_family(cfg), model, cfg, out)
     if isinstance(trainer, Trainer):
         trainer.on_eval = on_eval
     elif on_eval is not None:
         log.info("model %s trains in one pass: no per-epoch evaluations to report", cfg.model.name)
+    valid_loader = loaders(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
     result = trainer.fit(train_loader, valid_loader, resume=resume)
-    test: dict[str, Any] = {}
-    if samples.test:
-        with stage("evaluate test", cfg.train.progress):
-            test = evaluate_tasks(
-                model, loader(samples.test, False, cfg.eval.batch_size), tasks, mean=is_multitask(cfg)
-            )
-    report = train_loader.report.summary()
-    if report:
-        log.warning("training values mapped to defaults (missing / out of vocabulary / truncated): %s", report)
-    metrics = run_metrics(result, test, samples, model, report)
+    metrics = _metrics(cfg, model, result, samples, train_loader.report.summary(), loaders)
     bundle = save_bundle(out / "bundle", cfg, features, model, metrics, parent=parent)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return RunResult(out, bundle, metrics, samples, result)
 
 
-def _start_run(cfg: PipelineConfig, out: Path) -> Path:
-    """Validate config and data paths, then create the run directory with its config.yaml and seed everything.
+def _samples(cfg: PipelineConfig, out: Path, resume: bool) -> SamplePaths:
+    """The run's samples; a resumed run keeps those its first run finished (what its checkpoint trained on).
 
-    Nothing is written before the checks pass, so a bad config or path leaves no run directory behind.
+    `samples.json`, written after the files, names them and the data config and labels they were built for.
     """
-    check(cfg)
-    check_data(cfg.data)
+    tasks = pipeline_tasks(cfg)
+    labels = tuple(t.label for t in tasks if t.loss == "bce")
+    targets = tuple(t.label for t in tasks if t.loss == "mse")
+    recipe = {"data": cfg.data.model_dump(mode="json"), "labels": list(labels), "targets": list(targets)}
+    record = out / "samples.json"
+    if resume and record.exists():
+        saved = json.loads(record.read_text())
+        if saved["recipe"] == recipe:
+            log.info("resume: reusing the samples in %s", out)
+            return SamplePaths(**saved["samples"])
+    samples = build_samples(cfg.data, out, labels=labels, targets=targets)
     out.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.train.seed)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
-    return out
+    tmp = record.with_name("samples.json.tmp")
+    tmp.write_text(json.dumps({"recipe": recipe, "samples": asdict(samples)}))
+    tmp.replace(record)
+    return samples
 
 
-def _train_loader(
-    cfg: PipelineConfig, samples: SamplePaths, out: Path, loader: Callable[..., BatchLoader]
-) -> BatchLoader:
-    """The shuffled training batches; under distillation with the teacher's logits attached to each row."""
+@dataclass
+class _Loaders:
+    """BatchLoaders over sample files with the pipeline's features, read size, cache and shuffle seed."""
+
+    cfg: PipelineConfig
+    features: FeatureSet
+
+    def __call__(self, path: str, shuffle: bool, batch_size: int, extras: tuple[str, ...] | None = None) -> BatchLoader:
+        """Evaluation loaders (no shuffle) carry the group-metric keys as extras unless `extras` says otherwise."""
+        return BatchLoader(
+            path,
+            self.features,
+            batch_size,
+            read_rows=self.cfg.data.read_rows,
+            shuffle=shuffle,
+            mode=self.cfg.train.cache,
+            shuffle_buffer=self.cfg.train.shuffle_buffer,
+            seed=self.cfg.train.seed,
+            extras=extras if extras is not None else group_keys(self.cfg) if not shuffle else (),
+        )
+
+
+def _train_loader(cfg: PipelineConfig, samples: SamplePaths, out: Path, loaders: _Loaders) -> BatchLoader:
+    """The shuffled training loader; under distillation over the rows scored once by the teacher."""
     if cfg.train.distill is None:
-        return loader(samples.train, True, cfg.train.batch_size)
+        return loaders(samples.train, True, cfg.train.batch_size)
     if trainer_family(cfg) != "sgd":
         raise ConfigError(
             "train.distill", f"model {cfg.model.name!r} is not trained by SGD, so it cannot learn soft labels"
@@ -166,18 +183,26 @@ def _train_loader(
     scored = attach_teacher_logits(
         cfg.train.distill.teacher, samples.train, out / "samples" / "train_teacher.parquet", cfg.data.read_rows
     )
-    return loader(str(scored), True, cfg.train.batch_size, extras=(TEACHER_COLUMN,))
+    return loaders(str(scored), True, cfg.train.batch_size, extras=(TEACHER_COLUMN,))
 
 
-def task_labels_by_loss(tasks: Sequence[Task]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(0/1 label columns, regression label columns) of the tasks."""
-    return tuple(t.label for t in tasks if t.loss == "bce"), tuple(t.label for t in tasks if t.loss == "mse")
-
-
-def run_metrics(
-    result: TrainResult, test: dict[str, Any], samples: SamplePaths, model: torch.nn.Module, report: dict[str, int]
+def _metrics(
+    cfg: PipelineConfig,
+    model: nn.Module,
+    result: TrainResult,
+    samples: SamplePaths,
+    defaults: dict[str, Any],
+    loaders: _Loaders,
 ) -> dict[str, Any]:
-    """What metrics.json and the bundle manifest hold: best valid row, test, training stats, counts."""
+    """metrics.json: the exported model's valid and test metrics, training counters, values mapped to defaults."""
+    test: dict[str, Any] = {}
+    if samples.test:
+        with stage("evaluate test", cfg.train.progress):
+            test = evaluate_tasks(
+                model, loaders(samples.test, False, cfg.eval.batch_size), pipeline_tasks(cfg), mean=is_multitask(cfg)
+            )
+    if defaults:
+        log.warning("training values mapped to defaults (missing / out of vocabulary / truncated): %s", defaults)
     return {
         "valid": result.best or (result.history[-1] if result.history else {}),
         "test": test,
@@ -189,7 +214,7 @@ def run_metrics(
             "rows": samples.counts.get("train", 0),
             "parameters": sum(p.numel() for p in model.parameters()),
         },
-        "defaults": report,
+        "defaults": defaults,
         "samples": samples.counts,
     }
 
@@ -197,10 +222,12 @@ def run_metrics(
 def _features(
     cfg: PipelineConfig, out: Path, samples: SamplePaths, resume: bool, warm_start: str | Path | None
 ) -> tuple[FeatureSet, str | None]:
-    """Fitted features: reused on resume / warm start (so embedding rows keep their meaning), else fitted."""
+    """Fitted features and the parent version: features are reused on resume / warm start (so embedding
+    rows keep their meaning), else fitted; a resumed warm start still names its parent."""
     saved = out / "features"
     if resume and saved.exists():
-        return FeatureSet.load(saved), None
+        parent = read_bundle_manifest(Path(warm_start))["version"] if warm_start is not None else None
+        return FeatureSet.load(saved), parent
     if warm_start is not None:
         parent = load_bundle(warm_start)
         parent.features.save(saved)

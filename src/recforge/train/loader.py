@@ -6,10 +6,11 @@ the file each epoch and shuffles within a buffer of record batches, so a file la
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -74,6 +75,7 @@ class BatchLoader:
     report: TransformReport = field(default_factory=TransformReport)
     _cache: Batch | None = None
     _epoch: int = 0
+    _counted: bool = False  # stream mode: a pass has counted into `report` already
 
     def __post_init__(self) -> None:
         if self.mode == "auto":
@@ -84,22 +86,28 @@ class BatchLoader:
             self.columns.append(self.features.weight)
         self.columns += [c for c in self.extras if c not in self.columns]
 
-    def chunks(self) -> Iterator[Batch]:
-        """Each record batch of the file, transformed (one pass)."""
+    def chunks(self, report: TransformReport | None) -> Iterator[Batch]:
+        """Each record batch of the file, transformed (one pass); values mapped to defaults counted in `report`."""
         for record_batch in iter_batches(self.path, columns=self.columns, batch_rows=self.read_rows):
             yield self.features.transform(
-                record_batch, report=self.report, labels=self.labels, extras=self.extras, source=self.path
+                record_batch, report=report, labels=self.labels, extras=self.extras, source=self.path
             )
 
     def __iter__(self) -> Iterator[Batch]:
         self._epoch += 1
-        generator = torch.Generator().manual_seed(self.seed + self._epoch)
+        return self.epoch(self._epoch)
+
+    def epoch(self, number: int, skip: int = 0) -> Iterator[Batch]:
+        """Epoch `number`'s batches after its first `skip`: the shuffle is seeded by `seed + number`,
+        so a resumed run sees the same order as an uninterrupted one and goes on from where it stopped."""
+        generator = torch.Generator().manual_seed(self.seed + number)
         if self.mode == "memory":
             if self._cache is None:
-                self._cache = Batch.concat(list(background(self.chunks)))
-            yield from self._split(self._cache, generator)
-            return
-        yield from background(lambda: self._stream(generator))
+                self._cache = Batch.concat(list(background(lambda: self.chunks(self.report))))
+            return itertools.islice(self._split(self._cache, generator), skip, None)
+        # `report` counts one pass over the file, as in memory mode, whichever epoch this loader starts in
+        report, self._counted = (None if self._counted else self.report), True
+        return itertools.islice(background(lambda: self._stream(generator, report)), skip, None)
 
     def _split(self, data: Batch, generator: torch.Generator) -> Iterator[Batch]:
         if self.shuffle:
@@ -107,9 +115,9 @@ class BatchLoader:
         for start in range(0, data.size, self.batch_size):
             yield data.index(slice(start, start + self.batch_size))
 
-    def _stream(self, generator: torch.Generator) -> Iterator[Batch]:
+    def _stream(self, generator: torch.Generator, report: TransformReport | None) -> Iterator[Batch]:
         buffer: list[Batch] = []
-        for chunk in self.chunks():
+        for chunk in self.chunks(report):
             buffer.append(chunk)
             if len(buffer) >= self.shuffle_buffer:
                 mixed = self._mix(buffer, generator)
@@ -128,3 +136,13 @@ class BatchLoader:
         if self.shuffle:
             mixed = mixed.index(torch.randperm(mixed.size, generator=generator))
         return mixed
+
+
+def epoch_batches(batches: Iterable[Batch], number: int, skip: int = 0) -> Iterator[Batch]:
+    """Epoch `number` of `batches` after its first `skip` batches (what a resumed epoch still has to train).
+
+    A BatchLoader reshuffles by epoch number; any other iterable is replayed from its start.
+    """
+    if isinstance(batches, BatchLoader):
+        return batches.epoch(number, skip)
+    return itertools.islice(iter(batches), skip, None)

@@ -18,6 +18,7 @@ import yaml
 
 from recforge.data.readers import read_table
 from recforge.errors import DataError
+from recforge.train.evals_log import read_evals
 from recforge.train.svg import Series, bar_chart, line_chart
 
 STYLE = """
@@ -159,14 +160,6 @@ def page(title: str, sections: list[tuple[str, str]]) -> str:
 
 
 # ----------------------------------------------------------------- reports
-def read_history(run_dir: Path) -> list[dict[str, Any]]:
-    """The evaluation rows a Trainer appended to evals.jsonl (empty when it never evaluated)."""
-    file = run_dir / "evals.jsonl"
-    if not file.exists():
-        return []
-    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
-
-
 def run_report(
     run_dir: str | Path,
     out: str | Path | None = None,
@@ -185,7 +178,7 @@ def run_report(
     config = yaml.safe_load((run / "config.yaml").read_text())
     sections = [
         ("Metrics", metrics_table(metrics)),
-        ("Learning curves", learning_curves(read_history(run))),
+        ("Learning curves", learning_curves(read_evals(run))),
     ]
     bundled = run / "bundle" / "artifacts" / "importance.csv"  # models that measure their own (GBDT gain)
     if importance is None and bundled.exists():
@@ -237,7 +230,7 @@ def tune_report(
     if best_run is not None and (best_run / "metrics.json").exists():
         metrics = json.loads((best_run / "metrics.json").read_text())
         sections.append(("Best trial: metrics", metrics_table(metrics)))
-        sections.append(("Best trial: learning curves", learning_curves(read_history(best_run))))
+        sections.append(("Best trial: learning curves", learning_curves(read_evals(best_run))))
     if importance is not None:
         sections.append(("Feature importance", importance_section(importance)))
     sections.append(("Best config vs the base config", diff_section(base, best, "base config")))

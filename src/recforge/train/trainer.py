@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import math
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,10 +21,14 @@ from recforge.batch import Batch
 from recforge.config.schema import PipelineConfig
 from recforge.config.tasks import Task, is_multitask, pipeline_tasks
 from recforge.embedding import EmbeddingCollection, evict_all
+from recforge.errors import BundleError
 from recforge.models.outputs import task_columns
 from recforge.progress import Progress
-from recforge.state_io import load_state, save_state
+from recforge.train import rng_state
+from recforge.train.checkpoint import CHECKPOINT, checkpoint_exists, read_checkpoint, write_checkpoint
 from recforge.train.distill import TEACHER_COLUMN, distill_loss, teacher_tensor
+from recforge.train.evals_log import append_eval, keep_evals
+from recforge.train.loader import epoch_batches
 from recforge.train.metrics import HIGHER_IS_BETTER, MetricSpec, compute, parse_metrics
 from recforge.train.optim import build_optimizers
 
@@ -108,6 +111,42 @@ def task_loss(task: Task, outputs: torch.Tensor, labels: torch.Tensor, weights: 
     return squared.mean() if weights is None else (squared * weights).mean()
 
 
+class _Meter:
+    """Training rows per second and the progress bar.
+
+    The clock counts the whole loop (fetching a batch included) from an epoch's first batch on;
+    evaluations and checkpoints are excluded (`restart` after them).
+    """
+
+    def __init__(self, show: bool) -> None:
+        self.bar = Progress("train", unit="rows", enabled=show)
+        self.rows, self.seconds = 0, 0.0
+        self.tick: float | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+    def restart(self, tick: float | None) -> None:
+        """Count from `tick` on (None: from the next batch's arrival)."""
+        self.tick = tick
+
+    def arrived(self) -> None:
+        self.tick = self.tick or time.perf_counter()
+
+    def trained(self, rows: int, epoch: int, step: int, loss: float) -> None:
+        now = time.perf_counter()
+        self.seconds += now - (self.tick or now)
+        self.tick = now
+        self.rows += rows
+        self.bar.update(rows)
+        if step % 20 == 0:
+            self.bar.set_note(f"epoch {epoch}, loss {loss:.4f}, {self.rate:,.0f} rows/s")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 class Trainer:
     """Owns the loop, the optimizers and checkpoints; the model owns only its forward pass."""
 
@@ -131,8 +170,13 @@ class Trainer:
         for collection in self.collections:
             collection.l2_tracking = cfg.train.optimizer.embedding_l2 > 0
         self.step_fn = torch.compile(self._forward_loss) if cfg.train.compile else self._forward_loss
+        # data position: epochs started, steps taken, batches of the current epoch trained (and their loss)
         self.epoch = 0
         self.step = 0
+        self.in_epoch = False
+        self.batch_in_epoch = 0
+        self.epoch_loss = (0.0, 0)  # (loss summed over rows, rows) of the current epoch
+        self.stopped = False  # early stop
         self.best: dict[str, float] = {}
         self.best_step = -1
         self.bad_evals = 0
@@ -176,54 +220,70 @@ class Trainer:
 
     # --------------------------------------------------------------- fit
     def fit(self, train: Iterable[Batch], valid: Iterable[Batch] | None, resume: bool = False) -> TrainResult:
-        """Epochs over `train`, evaluating on `valid`; returns with the exported (best or last) weights loaded."""
-        tcfg = self.cfg.train
-        if resume:
+        """Epochs over `train`, evaluating on `valid`; returns with the exported (best or last) weights loaded.
+
+        `resume` continues from the checkpoint in `out_dir` at the batch it was written after, with
+        every random generator as it was then, so the result equals an uninterrupted run's; without
+        a checkpoint it says so and starts fresh.
+        """
+        if resume and checkpoint_exists(self.out_dir):
             self.load_checkpoint()
-        stop_metric = tcfg.early_stop.metric if tcfg.early_stop else None
-        trained, train_time = 0, 0.0
-        stopped = False
-        bar = Progress("train", unit="rows", enabled=tcfg.progress)
-        while self.epoch < tcfg.epochs and not stopped:
-            self.epoch += 1
-            loss_sum, loss_n, started = 0.0, 0, time.perf_counter()
-            # samples/s counts the whole loop (fetching a batch included) from the epoch's first batch
-            # on; evaluation time is excluded.
-            tick: float | None = None
-            for batch in train:
-                tick = tick or time.perf_counter()
-                loss = self.train_step(batch)
-                now = time.perf_counter()
-                train_time += now - tick
-                tick = now
-                trained += batch.size
-                loss_sum += loss * batch.size
-                loss_n += batch.size
-                bar.update(batch.size)
-                if self.step % 20 == 0:
-                    bar.set_note(f"epoch {self.epoch}, loss {loss:.4f}, {trained / max(train_time, 1e-9):,.0f} rows/s")
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"loss is {loss} at step {self.step}; lower train.optimizer.lr")
-                if tcfg.eval_every and self.step % tcfg.eval_every == 0 and valid is not None:
-                    stopped = self._eval_and_track(valid, stop_metric, loss_sum / max(loss_n, 1))
-                    if stopped:
-                        break
-                    tick = time.perf_counter()
-                if tcfg.max_steps and self.step >= tcfg.max_steps:
-                    stopped = True
-                    break
-            log.info("epoch %d: %d rows in %.1fs", self.epoch, loss_n, time.perf_counter() - started)
-            if valid is not None and not (tcfg.eval_every and self.step % tcfg.eval_every == 0) and not stopped:
-                stopped = self._eval_and_track(valid, stop_metric, loss_sum / max(loss_n, 1))
-            elif valid is None:
-                self._record({"epoch": self.epoch, "step": self.step, "train_loss": loss_sum / max(loss_n, 1)})
-            self.save_checkpoint()
-        bar.close()
-        if tcfg.export == "best" and self.best_state is not None:
+        else:
+            if resume:
+                log.warning("no checkpoint in %s: starting fresh", self.out_dir / CHECKPOINT)
+            self.history = keep_evals(self.out_dir, 0)
+        meter = _Meter(self.cfg.train.progress)
+        while not self._done():
+            self._run_epoch(train, valid, meter)
+        meter.close()
+        if self.cfg.train.export == "best" and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         evict_all(self.model)  # export time: dynamic tables drop their stale rows
-        rate = trained / train_time if train_time else 0.0
-        return TrainResult(self.best, self.best_step, self.step, self.epoch, rate, self.history)
+        return TrainResult(self.best, self.best_step, self.step, self.epoch, meter.rate, self.history)
+
+    def _done(self) -> bool:
+        tcfg = self.cfg.train
+        if self.in_epoch:
+            return False
+        return self.stopped or self.epoch >= tcfg.epochs or bool(tcfg.max_steps and self.step >= tcfg.max_steps)
+
+    def _run_epoch(self, train: Iterable[Batch], valid: Iterable[Batch] | None, meter: _Meter) -> None:
+        """The rest of the epoch in progress (or a new one), its end-of-epoch evaluation, a checkpoint."""
+        tcfg = self.cfg.train
+        if not self.in_epoch:
+            self.epoch, self.in_epoch, self.batch_in_epoch, self.epoch_loss = self.epoch + 1, True, 0, (0.0, 0)
+        every = tcfg.checkpoint.every_steps
+        stop_metric = tcfg.early_stop.metric if tcfg.early_stop else None
+        started = time.perf_counter()
+        meter.restart(None)
+        for batch in epoch_batches(train, self.epoch, self.batch_in_epoch):
+            meter.arrived()
+            loss = self.train_step(batch)
+            self.batch_in_epoch += 1
+            total, rows = self.epoch_loss
+            self.epoch_loss = (total + loss * batch.size, rows + batch.size)
+            meter.trained(batch.size, self.epoch, self.step, loss)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss} at step {self.step}; lower train.optimizer.lr")
+            if tcfg.eval_every and self.step % tcfg.eval_every == 0 and valid is not None:
+                self.stopped = self._eval_and_track(valid, stop_metric, self._epoch_loss())
+                meter.restart(time.perf_counter())
+            if self.stopped or (tcfg.max_steps and self.step >= tcfg.max_steps):
+                break
+            if every and self.step % every == 0:
+                self.save_checkpoint()
+                meter.restart(time.perf_counter())
+        log.info("epoch %d: %d rows in %.1fs", self.epoch, self.epoch_loss[1], time.perf_counter() - started)
+        if valid is not None and not (tcfg.eval_every and self.step % tcfg.eval_every == 0) and not self.stopped:
+            self.stopped = self._eval_and_track(valid, stop_metric, self._epoch_loss())
+        elif valid is None:
+            self._record({"epoch": self.epoch, "step": self.step, "train_loss": self._epoch_loss()})
+        self.in_epoch = False
+        self.save_checkpoint()
+
+    def _epoch_loss(self) -> float:
+        total, rows = self.epoch_loss
+        return total / max(rows, 1)
 
     def _eval_and_track(self, valid: Iterable[Batch], stop_metric: str | None, train_loss: float) -> bool:
         metrics = evaluate_tasks(self.model, valid, self.tasks, self.cfg.train.precision, mean=self.multitask)
@@ -255,9 +315,7 @@ class Trainer:
     def _record(self, row: dict[str, Any]) -> None:
         self.history.append(row)
         log.info("eval %s", json.dumps(row))
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with (self.out_dir / "evals.jsonl").open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_eval(self.out_dir, row)
         if self.writer is not None:
             for k, v in row.items():
                 if k not in ("epoch", "step") and isinstance(v, float):
@@ -266,66 +324,59 @@ class Trainer:
 
     # -------------------------------------------------------- checkpoint
     def save_checkpoint(self, extra: dict[str, Any] | None = None) -> None:
-        """model + optimizers + loop counters + best weights (+ `extra`, e.g. stream positions), renamed into place.
+        """Everything a resume needs to go on as if never stopped (+ `extra`, e.g. stream positions).
 
-        A crash at any moment leaves either the new checkpoint or the previous one (`load_checkpoint`
-        finds `checkpoint.old` when it died between the two renames).
+        Model, optimizers (dense and sparse; dynamic tables keep theirs in the model), best weights,
+        every random generator, the data position, early-stop state and the evaluation log's length.
         """
         if evicted := evict_all(self.model):
             log.info("step %d: evicted %d dynamic embedding rows", self.step, evicted)
-        directory = self.out_dir / "checkpoint"
-        old = self.out_dir / "checkpoint.old"
-        tmp = self.out_dir / "checkpoint.tmp"
-        if directory.exists() and old.exists():  # an earlier save died while deleting the old one
-            shutil.rmtree(old)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_state(self.model.state_dict(), tmp / "model")
-        save_state([opt.state_dict() for opt in self.optimizers], tmp / "optimizers")
+        states: dict[str, Any] = {
+            "model": self.model.state_dict(),
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "rng": rng_state.capture(self.model),
+        }
         if self.best_state is not None:
-            save_state(self.best_state, tmp / "best")
-        (tmp / "trainer.json").write_text(
-            json.dumps(
-                {
-                    "epoch": self.epoch,
-                    "step": self.step,
-                    "best": self.best,
-                    "best_step": self.best_step,
-                    "bad_evals": self.bad_evals,
-                    "extra": extra or {},
-                }
-            )
-        )
-        if directory.exists():
-            directory.rename(old)
-            tmp.rename(directory)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(directory)
+            states["best"] = self.best_state
+        counters = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "in_epoch": self.in_epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "epoch_loss": list(self.epoch_loss),
+            "stopped": self.stopped,
+            "best": self.best,
+            "best_step": self.best_step,
+            "bad_evals": self.bad_evals,
+            "evals": len(self.history),
+            "extra": extra or {},
+        }
+        write_checkpoint(self.out_dir, states, counters)
 
     def load_checkpoint(self) -> dict[str, Any]:
-        """Restore model, optimizers and counters; returns the `extra` saved with them."""
-        directory = self.out_dir / "checkpoint"
-        old = self.out_dir / "checkpoint.old"
-        if not (directory / "trainer.json").exists() and (old / "trainer.json").exists():
-            if directory.exists():
-                shutil.rmtree(directory)
-            old.rename(directory)
-        counters = json.loads((directory / "trainer.json").read_text())
-        self.model.load_state_dict(load_state(directory / "model"))
-        for opt, state in zip(self.optimizers, load_state(directory / "optimizers"), strict=True):
-            opt.load_state_dict(state)
-        if (directory / "best.json").exists():
-            self.best_state = load_state(directory / "best")
+        """Restore what `save_checkpoint` saved and cut evals.jsonl back to it; returns the `extra` saved."""
+        where = self.out_dir / CHECKPOINT
+        states, counters = read_checkpoint(self.out_dir, ("model", "optimizers", "best", "rng"))
+        try:
+            self.model.load_state_dict(states["model"])
+            for opt, state in zip(self.optimizers, states["optimizers"], strict=True):
+                opt.load_state_dict(state)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise BundleError(
+                f"{where} does not fit the model of this config ({exc})"
+                "\n  fix: resume with the config the run was started with, or train without --resume"
+            ) from exc
+        self.best_state = states.get("best")
+        if "rng" in states:
+            rng_state.restore(self.model, states["rng"], str(where))
         self.epoch, self.step = counters["epoch"], counters["step"]
+        self.in_epoch, self.batch_in_epoch = counters.get("in_epoch", False), counters.get("batch_in_epoch", 0)
+        total, rows = counters.get("epoch_loss", (0.0, 0))
+        self.epoch_loss, self.stopped = (float(total), int(rows)), counters.get("stopped", False)
         self.best, self.best_step, self.bad_evals = counters["best"], counters["best_step"], counters["bad_evals"]
-        log.info("resumed from %s at epoch %d, step %d", directory, self.epoch, self.step)
+        self.history = keep_evals(self.out_dir, counters.get("evals", 0))
+        log.info("resumed from %s at epoch %d, step %d", where, self.epoch, self.step)
         return dict(counters.get("extra", {}))
-
-
-def checkpoint_exists(out_dir: Path) -> bool:
-    """A complete checkpoint (or the previous one, when a save died between its renames) is in `out_dir`."""
-    return any((out_dir / name / "trainer.json").exists() for name in ("checkpoint", "checkpoint.old"))
 
 
 def _tensorboard(path: Path) -> Any:
