@@ -12,14 +12,16 @@ from importlib import resources
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
 import test_http
 import uvicorn
 from test_http import Run, Server, free_port, model_name
 
 from recforge.config.serving import load_serving_config
+from recforge.errors import DataError
 from recforge.serving.http import create_app
-from recforge.serving.recommender import RecommendRequest
+from recforge.serving.recommender import Catalog, RecommendRequest
 from recforge.serving.service import build_service
 
 from support import REPO
@@ -75,6 +77,14 @@ def test_recommend_in_range_extremes_still_answer(server: Server) -> None:
     assert resp.json()["items"] == [] and resp.json()["user_known"] is False  # no item has that category
 
 
+def test_catalog_filters_beyond_int64_are_a_data_error() -> None:
+    catalog = Catalog(pa.table({"item_id": [1, 2, 3], "category_id": [7, 7, 8]}), "item_id")
+    assert catalog.mask({"category_id": [7]}).tolist() == [True, True, False]
+    for value in (10**30, [7, -(2**63) - 1]):
+        with pytest.raises(DataError, match="filter on 'category_id'"):
+            catalog.mask({"category_id": value})
+
+
 def test_deep_json_is_refused_before_parsing(server: Server) -> None:
     name = model_name(server)
     deep = b"[" * DEEP + b"]" * DEEP
@@ -111,7 +121,6 @@ def v2_ok(name: str = "user_id") -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"inputs": [{**v2_ok(), "data": [1, BIG]}]}, "inputs.0.data.1"),
         ({"inputs": [v2_ok()], "parameters": [1]}, "parameters"),
         ({"inputs": [{**v2_ok(), "parameters": [1]}]}, "inputs.0.parameters"),
         ({"inputs": [v2_ok()], "outputs": 5}, "outputs"),
@@ -125,6 +134,14 @@ def v2_ok(name: str = "user_id") -> dict[str, Any]:
 )
 def test_v2_malformed_requests_are_a_422(server: Server, body: dict[str, Any], field: str) -> None:
     refused(server.post(f"/v2/models/{model_name(server)}/infer", json=body), 422, "invalid_request", field)
+
+
+def test_v2_data_beyond_its_datatype_is_a_400(server: Server) -> None:
+    url = f"/v2/models/{model_name(server)}/infer"
+    for datatype, value in [("INT64", BIG), ("INT64", -BIG - 1), ("INT8", 300), ("FP64", 10**400), ("INT64", {})]:
+        spec = {**v2_ok(), "datatype": datatype, "data": [1, value]}
+        error = refused(server.post(url, json={"inputs": [spec]}), 400, "bad_input")
+        assert f"data is not {datatype}" in error["message"]
 
 
 def binary_request(server: Server, head: dict[str, Any], buffers: bytes, length: int | None = None) -> httpx.Response:

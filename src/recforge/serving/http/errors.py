@@ -57,8 +57,12 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ApiError, "description": words.get(s, "Client error")} for s in statuses}
 
 
+UNION_TAGS = ("int", "str", "constrained-int", "constrained-str")
+
+
 def _location(loc: Sequence[int | str]) -> str | None:
-    return ".".join(str(p) for p in loc) or None
+    """Dotted request path of an error, without pydantic's union-member tags (`user_id`, not `user_id.int`)."""
+    return ".".join(str(p) for p in loc if p not in UNION_TAGS) or None
 
 
 def _message(error: Any) -> str:

@@ -11,17 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, WithJsonSchema, model_validator
 
 from recforge.config.serving import HttpConfig, LimitsConfig
 from recforge.serving.http.v2 import DTYPES
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+Strict64 = Annotated[int, Strict(), Field(ge=INT64_MIN, le=INT64_MAX)]
 DATATYPES = (*DTYPES, "BYTES")
 
 
-def _checks(max_string: int) -> tuple[Callable[[Any], Any], Callable[[int], Callable[[Any], Any]]]:
-    """Plain validators for ids, scalar values and optional lists of them (one error per field, no union noise).
+def _checks(max_string: int) -> Callable[[int], Callable[[Any], Any]]:
+    """Plain validators for scalar values and optional lists of them (one error per field, no union noise).
 
     Python ints are unbounded; every tensor and Arrow column here is at most int64, so range is checked.
     """
@@ -43,11 +44,6 @@ def _checks(max_string: int) -> tuple[Callable[[Any], Any], Callable[[int], Call
             return v
         raise ValueError(f"expected a number, a string or a boolean, got {type(v).__name__}")
 
-    def ident(v: Any) -> Any:
-        if isinstance(v, bool) or not isinstance(v, int | str):
-            raise ValueError(f"an id is an integer or a string, got {type(v).__name__}")
-        return scalar(v)
-
     def values(cap: int) -> Callable[[Any], Any]:
         """A scalar, null, or a list of at most `cap` of them."""
 
@@ -62,10 +58,10 @@ def _checks(max_string: int) -> tuple[Callable[[Any], Any], Callable[[int], Call
 
         return value
 
-    return ident, values
+    return values
 
 
-class Strict(BaseModel):
+class Closed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -91,8 +87,13 @@ def request_models(limits: LimitsConfig, http: HttpConfig) -> RequestModels:
     integer = {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX}
     string = {"type": "string", "maxLength": limits.max_string}
     scalars: list[dict[str, Any]] = [integer, {"type": "number"}, string, {"type": "boolean"}]
-    ident, values = _checks(limits.max_string)
-    Id = Annotated[Any, PlainValidator(ident), WithJsonSchema({"anyOf": [integer, string]})]
+    values = _checks(limits.max_string)
+    # Ids come in long lists (candidates): a strict union runs in pydantic-core, ~3x faster than a Python check.
+    Id = Annotated[Strict64 | Annotated[str, Strict(), text], Field(union_mode="left_to_right")]
+
+    listed = {"type": "array", "items": {"anyOf": scalars}}
+    # v2 data is checked per datatype by the codec: numpy's conversion refuses overflow and wrong kinds.
+    Tensor = Annotated[list[Any], WithJsonSchema({"type": "array", "items": {"anyOf": [*scalars, listed]}})]
 
     def listing(cap: int) -> WithJsonSchema:
         listed = {"type": "array", "items": {"anyOf": [*scalars, {"type": "null"}]}, "maxItems": cap}
@@ -102,7 +103,7 @@ def request_models(limits: LimitsConfig, http: HttpConfig) -> RequestModels:
     Fields = Annotated[dict[Name, Value], Field(max_length=limits.max_fields)]
     Ids = Annotated[list[Id], Field(max_length=limits.max_items)]
 
-    class RecommendBody(Strict):
+    class RecommendBody(Closed):
         """POST /recommend. `candidates` skips recall and ranks exactly these items."""
 
         user_id: Id
@@ -117,24 +118,24 @@ def request_models(limits: LimitsConfig, http: HttpConfig) -> RequestModels:
     class InputParameters(Open):
         binary_data_size: Annotated[int, Field(ge=0, le=limits.max_body_bytes)] | None = None
 
-    class InferInput(Strict):
+    class InferInput(Closed):
         name: Name
         shape: Annotated[list[Annotated[int, Field(ge=0, le=INT64_MAX)]], Field(min_length=1, max_length=2)]
         datatype: Literal[DATATYPES]  # type: ignore[valid-type]
         parameters: InputParameters | None = None
-        data: list[Value] | None = None
+        data: Tensor | None = None
 
     class OutputParameters(Open):
         binary_data: bool | None = None
 
-    class InferOutput(Strict):
+    class InferOutput(Closed):
         name: Name
         parameters: OutputParameters | None = None
 
     class RequestParameters(Open):
         binary_data_output: bool | None = None
 
-    class InferRequest(Strict):
+    class InferRequest(Closed):
         """KServe v2 / Triton infer request (the JSON header when the binary extension is used)."""
 
         id: Annotated[str, text] | None = None
@@ -145,7 +146,7 @@ def request_models(limits: LimitsConfig, http: HttpConfig) -> RequestModels:
     Row = Annotated[dict[Name, Value], Field(min_length=1, max_length=limits.max_fields)]
     Column = Annotated[Any, PlainValidator(values(http.max_candidates)), listing(http.max_candidates)]
 
-    class PredictBody(Strict):
+    class PredictBody(Closed):
         """TF-Serving REST predict: row form `instances` or columnar `inputs` (exactly one of them)."""
 
         signature_name: Annotated[str, text] | None = None
