@@ -65,7 +65,7 @@ def error_shaped(body: bytes) -> bool:
     )
 
 
-def schema_cases(base_url: str, model: str, examples: int, report: Report, seed: int) -> None:
+def schema_cases(base_url: str, model: dict[str, str], examples: int, report: Report, seed: int) -> None:
     """Positive and negative schemathesis cases over every operation, `examples` per operation and mode."""
     import requests
     import schemathesis
@@ -167,10 +167,11 @@ def mutations(base_url: str, model: str, count: int, report: Report, seed: int) 
 def fuzz(base_url: str, requests: int, seed: int = 0) -> Report:
     """About `requests` requests in all: two thirds from the schema, one third mutated valid bodies."""
     report = Report()
-    model = httpx.get(f"{base_url}/v2/health/ready", timeout=30).json()["model"]
+    ready = httpx.get(f"{base_url}/v2/health/ready", timeout=30).json()
+    model = {"name": ready["model"], "version": ready["version"]}
     operations = len(httpx.get(f"{base_url}/openapi.json", timeout=30).json()["paths"])
     schema_cases(base_url, model, max(1, requests // 3 // operations), report, seed)
-    mutations(base_url, model, max(1, requests - report.total), report, seed)
+    mutations(base_url, model["name"], max(1, requests - report.total), report, seed)
     return report
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from recforge import __version__
 from recforge.online.status import read_drift_status
 from recforge.serving.http.body import BodyLimit
-from recforge.serving.http.errors import install_error_handlers
+from recforge.serving.http.errors import install_error_handlers, responses
 from recforge.serving.http.kserve import kserve_router
 from recforge.serving.http.models import request_models
 from recforge.serving.http.observe import Observe
@@ -33,7 +33,7 @@ ROUTERS = (recommend_router, kserve_router, tf_serving_router)
 def metrics_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/metrics", response_class=Response)
+    @router.get("/metrics", response_class=Response, responses=responses(401))
     async def metrics() -> Response:
         drift = read_drift_status(service.model_path) if service.model_path.is_dir() else None
         text = service.metrics.render(service.store.stats(), service.store.healthy(), drift)
