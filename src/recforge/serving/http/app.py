@@ -17,7 +17,7 @@ from recforge import __version__
 from recforge.online.status import read_drift_status
 from recforge.serving.http.body import BodyLimit
 from recforge.serving.http.errors import install_error_handlers, responses
-from recforge.serving.http.kserve import kserve_router
+from recforge.serving.http.kserve import health_router, kserve_router
 from recforge.serving.http.models import request_models
 from recforge.serving.http.observe import Observe
 from recforge.serving.http.openapi import docs_router, document_bodies
@@ -58,6 +58,7 @@ def create_app(service: Service) -> FastAPI:
     models = request_models(config.limits, config.http)
     for build in ROUTERS:
         app.include_router(build(service, models))
+    app.include_router(health_router(service))
     app.include_router(metrics_router(service))
     app.include_router(docs_router(app.openapi_url or "/openapi.json"))
     document_bodies(app, [models.recommend, models.v2_infer, models.v1_predict])

@@ -74,6 +74,13 @@ def kserve_router(service: Service, models: RequestModels) -> APIRouter:
         model_of(service, name)
         return {"name": name, "ready": True}
 
+    return router
+
+
+def health_router(service: Service) -> APIRouter:
+    """The v2 server metadata and liveness/readiness probes (the probes need no API key)."""
+    router = APIRouter(tags=["kserve-v2"])
+
     @router.get("/v2", responses=responses(401))
     async def v2_server() -> dict[str, Any]:
         return {"name": "recforge", "version": __version__, "extensions": ["binary_tensor_data"]}

@@ -7,11 +7,20 @@ it reaches the scoring code with bodies that are mostly valid).
 """
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    Strict,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import CoreSchema, core_schema
 
 from recforge.config.serving import HttpConfig, LimitsConfig
 from recforge.serving.http.v2 import DTYPES
@@ -21,44 +30,58 @@ Strict64 = Annotated[int, Strict(), Field(ge=INT64_MIN, le=INT64_MAX)]
 DATATYPES = (*DTYPES, "BYTES")
 
 
-def _checks(max_string: int) -> Callable[[int], Callable[[Any], Any]]:
-    """Plain validators for scalar values and optional lists of them (one error per field, no union noise).
+def _scalar(v: Any, max_string: int) -> Any:
+    """Python ints are unbounded; every tensor and Arrow column here is at most int64, so range is checked."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        if not INT64_MIN <= v <= INT64_MAX:
+            raise ValueError(f"integer {v} is outside int64 [{INT64_MIN}, {INT64_MAX}]")
+        return v
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"{v} is not a finite number")
+        return v
+    if isinstance(v, str):
+        if len(v) > max_string:
+            raise ValueError(f"a string of {len(v)} characters; at most {max_string} (limits.max_string)")
+        return v
+    raise ValueError(f"expected a number, a string or a boolean, got {type(v).__name__}")
 
-    Python ints are unbounded; every tensor and Arrow column here is at most int64, so range is checked.
-    """
 
-    def scalar(v: Any) -> Any:
-        if isinstance(v, bool):
+@dataclass(frozen=True)
+class Values:
+    """`Annotated` marker: a scalar, null, or a list of at most `cap` of them, checked in one plain function
+    (so an error names the field once, without pydantic's union-member noise)."""
+
+    cap: int
+    max_string: int
+
+    def check(self, v: Any) -> Any:
+        if v is None:
             return v
-        if isinstance(v, int):
-            if not INT64_MIN <= v <= INT64_MAX:
-                raise ValueError(f"integer {v} is outside int64 [{INT64_MIN}, {INT64_MAX}]")
-            return v
-        if isinstance(v, float):
-            if not math.isfinite(v):
-                raise ValueError(f"{v} is not a finite number")
-            return v
-        if isinstance(v, str):
-            if len(v) > max_string:
-                raise ValueError(f"a string of {len(v)} characters; at most {max_string} (limits.max_string)")
-            return v
-        raise ValueError(f"expected a number, a string or a boolean, got {type(v).__name__}")
+        if isinstance(v, list):
+            if len(v) > self.cap:
+                raise ValueError(f"a list of {len(v)} values; at most {self.cap}")
+            return [None if x is None else _scalar(x, self.max_string) for x in v]
+        return _scalar(v, self.max_string)
 
-    def values(cap: int) -> Callable[[Any], Any]:
-        """A scalar, null, or a list of at most `cap` of them."""
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(self.check)
 
-        def value(v: Any) -> Any:
-            if v is None:
-                return v
-            if isinstance(v, list):
-                if len(v) > cap:
-                    raise ValueError(f"a list of {len(v)} values; at most {cap}")
-                return [None if x is None else scalar(x) for x in v]
-            return scalar(v)
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        scalars = _scalars(self.max_string)
+        listed = {"type": "array", "items": {"anyOf": [*scalars, {"type": "null"}]}, "maxItems": self.cap}
+        return {"anyOf": [*scalars, listed, {"type": "null"}]}
 
-        return value
 
-    return values
+def _scalars(max_string: int) -> list[dict[str, Any]]:
+    integer = {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX}
+    return [integer, {"type": "number"}, {"type": "string", "maxLength": max_string}, {"type": "boolean"}]
+
+
+def _name(limits: LimitsConfig) -> Any:
+    return Field(min_length=1, max_length=limits.max_string)
 
 
 class Closed(BaseModel):
@@ -82,26 +105,17 @@ class RequestModels:
 
 def request_models(limits: LimitsConfig, http: HttpConfig) -> RequestModels:
     """Build the body classes for these limits (named the same for every app: they are one API)."""
-    text = Field(max_length=limits.max_string)
-    Name = Annotated[str, Field(min_length=1, max_length=limits.max_string)]
-    integer = {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX}
-    string = {"type": "string", "maxLength": limits.max_string}
-    scalars: list[dict[str, Any]] = [integer, {"type": "number"}, string, {"type": "boolean"}]
-    values = _checks(limits.max_string)
+    return RequestModels(_recommend_body(limits, http), _infer_request(limits), _predict_body(limits, http))
+
+
+def _recommend_body(limits: LimitsConfig, http: HttpConfig) -> type[BaseModel]:
     # Ids come in long lists (candidates): a strict union runs in pydantic-core, ~3x faster than a Python check.
-    Id = Annotated[Strict64 | Annotated[str, Strict(), text], Field(union_mode="left_to_right")]
-
-    listed = {"type": "array", "items": {"anyOf": scalars}}
-    # v2 data is checked per datatype by the codec: numpy's conversion refuses overflow and wrong kinds.
-    Tensor = Annotated[list[Any], WithJsonSchema({"type": "array", "items": {"anyOf": [*scalars, listed]}})]
-
-    def listing(cap: int) -> WithJsonSchema:
-        listed = {"type": "array", "items": {"anyOf": [*scalars, {"type": "null"}]}, "maxItems": cap}
-        return WithJsonSchema({"anyOf": [*scalars, listed, {"type": "null"}]})
-
-    Value = Annotated[Any, PlainValidator(values(limits.max_values)), listing(limits.max_values)]
-    Fields = Annotated[dict[Name, Value], Field(max_length=limits.max_fields)]
+    Id = Annotated[
+        Strict64 | Annotated[str, Strict(), Field(max_length=limits.max_string)], Field(union_mode="left_to_right")
+    ]
     Ids = Annotated[list[Id], Field(max_length=limits.max_items)]
+    Value = Annotated[Any, Values(limits.max_values, limits.max_string)]
+    Fields = Annotated[dict[Annotated[str, _name(limits)], Value], Field(max_length=limits.max_fields)]
 
     class RecommendBody(Closed):
         """POST /recommend. `candidates` skips recall and ranks exactly these items."""
@@ -114,6 +128,16 @@ def request_models(limits: LimitsConfig, http: HttpConfig) -> RequestModels:
         candidates: Annotated[list[Id], Field(max_length=http.max_candidates)] | None = None
         filters: Fields = Field(default_factory=dict, description="Item column -> allowed value or values.")
         timings: bool = Field(False, description="Add per-stage milliseconds to the answer.")
+
+    return RecommendBody
+
+
+def _infer_request(limits: LimitsConfig) -> type[BaseModel]:
+    Name = Annotated[str, _name(limits)]
+    scalars = _scalars(limits.max_string)
+    listed = {"type": "array", "items": {"anyOf": scalars}}
+    # Tensor data is checked per datatype by the codec: numpy's conversion refuses overflow and wrong kinds.
+    Tensor = Annotated[list[Any], WithJsonSchema({"type": "array", "items": {"anyOf": [*scalars, listed]}})]
 
     class InputParameters(Open):
         binary_data_size: Annotated[int, Field(ge=0, le=limits.max_body_bytes)] | None = None
@@ -138,26 +162,27 @@ def request_models(limits: LimitsConfig, http: HttpConfig) -> RequestModels:
     class InferRequest(Closed):
         """KServe v2 / Triton infer request (the JSON header when the binary extension is used)."""
 
-        id: Annotated[str, text] | None = None
+        id: Annotated[str, Field(max_length=limits.max_string)] | None = None
         parameters: RequestParameters | None = None
         inputs: Annotated[list[InferInput], Field(min_length=1, max_length=limits.max_fields)]
         outputs: Annotated[list[InferOutput], Field(max_length=limits.max_fields)] | None = None
 
+    return InferRequest
+
+
+def _predict_body(limits: LimitsConfig, http: HttpConfig) -> type[BaseModel]:
+    Name = Annotated[str, _name(limits)]
+    Value = Annotated[Any, Values(limits.max_values, limits.max_string)]
     Row = Annotated[dict[Name, Value], Field(min_length=1, max_length=limits.max_fields)]
-    Column = Annotated[Any, PlainValidator(values(http.max_candidates)), listing(http.max_candidates)]
+    Column = Annotated[Any, Values(http.max_candidates, limits.max_string)]
+    Columns = Annotated[dict[Name, Column], Field(min_length=1, max_length=limits.max_fields)]
 
     class PredictBody(Closed):
         """TF-Serving REST predict: row form `instances` or columnar `inputs` (exactly one of them)."""
 
-        signature_name: Annotated[str, text] | None = None
+        signature_name: Annotated[str, Field(max_length=limits.max_string)] | None = None
         instances: Annotated[list[Row], Field(min_length=1, max_length=http.max_candidates)] | None = None
-        inputs: (
-            Annotated[
-                dict[Name, Column],
-                Field(min_length=1, max_length=limits.max_fields),
-            ]
-            | None
-        ) = None
+        inputs: Columns | None = None
 
         @model_validator(mode="after")
         def _one_form(self) -> "PredictBody":
@@ -165,4 +190,4 @@ def request_models(limits: LimitsConfig, http: HttpConfig) -> RequestModels:
                 raise ValueError("give exactly one of `instances` (rows) or `inputs` (columns)")
             return self
 
-    return RequestModels(RecommendBody, InferRequest, PredictBody)
+    return PredictBody
