@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from recforge.errors import RecforgeError
@@ -95,8 +95,8 @@ def install_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
     async def bad_input(request: Request, exc: Exception) -> JSONResponse:
         return answer(request, HttpError(400, "bad_input", str(exc)))
 
-    async def invalid(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ValidationError | RequestValidationError)
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:  # path, query and header parameters
+        assert isinstance(exc, RequestValidationError)
         return answer(request, validation_error(exc.errors()))
 
     async def starlette_error(request: Request, exc: Exception) -> JSONResponse:
@@ -111,6 +111,5 @@ def install_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
 
     app.add_exception_handler(HttpError, http_error)
     app.add_exception_handler(RecforgeError, bad_input)
-    app.add_exception_handler(ValidationError, invalid)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, starlette_error)
