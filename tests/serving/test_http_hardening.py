@@ -269,3 +269,15 @@ def test_health_answers_while_a_request_is_being_scored(run: Run) -> None:
     finally:
         release.set()
         uv.should_exit = True
+
+
+def test_a_missing_api_key_is_a_401_in_the_error_shape_counted_under_its_route(run: Run) -> None:
+    from fastapi.testclient import TestClient
+
+    config = load_serving_config(run.serving, ["watch.enabled=false", "http.api_key=s3cret"])
+    client = TestClient(create_app(build_service(run.stream, config)))
+    refused(client.post("/recommend", json={"user_id": 1}), 401, "unauthorized")
+    refused(client.post("/nowhere", json={}), 401, "unauthorized")
+    text = client.get("/metrics", headers={"X-API-Key": "s3cret"}).text
+    assert 'recforge_requests_total{endpoint="/recommend",status="401"} 1.0' in text
+    assert 'recforge_requests_total{endpoint="unmatched",status="401"} 1.0' in text

@@ -56,15 +56,15 @@ def create_app(service: Service) -> FastAPI:
     )
     app.state.service = service
     models = request_models(config.limits, config.http)
-    for build in ROUTERS:
-        app.include_router(build(service, models))
-    app.include_router(health_router(service))
-    app.include_router(metrics_router(service))
-    app.include_router(docs_router(app.openapi_url or "/openapi.json"))
+    routers = [build(service, models) for build in ROUTERS]
+    routers += [health_router(service), metrics_router(service), docs_router(app.openapi_url or "/openapi.json")]
+    for router in routers:
+        app.include_router(router)
     document_bodies(app, [models.recommend, models.v2_infer, models.v1_predict])
     install_error_handlers(app, service.metrics)
     guarded = BodyLimit(app, config.limits.max_body_bytes)
-    return Observe(guarded, app.routes, service.metrics, api_key)  # type: ignore[return-value]
+    routes = [route for router in routers for route in router.routes]  # the templates refusals are counted under
+    return Observe(guarded, routes, service.metrics, api_key)  # type: ignore[return-value]
 
 
 def app_from_env() -> Any:
