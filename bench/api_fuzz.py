@@ -88,9 +88,8 @@ def schema_cases(base_url: str, model: dict[str, str], examples: int, report: Re
             named = "{name}" in operation.path
             for mode in modes:
                 for pin in (True, False) if named else (False,):
-                    strategy = operation.as_strategy(
-                        generation_mode=mode, path_parameters={"name": model} if pin else None
-                    )
+                    served = {k: v for k, v in model.items() if f"{{{k}}}" in operation.path}
+                    strategy = operation.as_strategy(generation_mode=mode, path_parameters=served if pin else None)
                     drive(strategy, max(1, examples // (2 if named else 1)), seed + n, call)
 
 
