@@ -102,7 +102,7 @@ def test_http_answers_carry_per_task_scores(served) -> None:
     only = client.post(url, json={"inputs": inputs, "outputs": [{"name": "ctcvr"}]}).json()["outputs"]
     assert [o["name"] for o in only] == ["ctcvr"] and only[0]["data"] == out[2]["data"]
     bad = client.post(url, json={"inputs": inputs, "outputs": [{"name": "cvr"}]})
-    assert bad.status_code == 400 and "['score', 'ctr', 'ctcvr']" in bad.json()["error"]
+    assert bad.status_code == 400 and "['score', 'ctr', 'ctcvr']" in bad.json()["error"]["message"]
 
 
 def test_onnx_backend_refuses_a_wide_multitask_model_with_the_fix(served) -> None:

@@ -170,6 +170,8 @@ def test_empty_and_huge_candidate_lists(predictor: Predictor) -> None:
         ({"user_id": 1, "gender": [1, 2]}, [1, 2], "gender"),
         ({"user_id": 1}, ["a", "b"], "item_id"),
         ({"user_id": 1}, [[1, 2]], "item_id"),
+        ({"user_id": 2**64}, [1, 2], "user_id"),  # beyond int64: an embedder gets a DataError, not OverflowError
+        ({"user_id": 1, "age": -(2**63) - 1}, [1, 2], "age"),
     ],
 )
 def test_a_value_of_the_wrong_type_is_a_clear_data_error(

@@ -37,6 +37,23 @@ class HttpConfig(Strict):
     )
 
 
+class LimitsConfig(Strict):
+    """What one request may hold; anything beyond gets a 4xx before it costs memory or CPU."""
+
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Request bodies above this get a 413 (raise it for big v2 batches)."
+    )
+    max_depth: int = Field(
+        32, ge=4, le=1000, description="JSON nested deeper than this is rejected before it is parsed."
+    )
+    max_items: int = Field(1_000, ge=1, description="Longest `recent_items` and `exclude` list of /recommend.")
+    max_fields: int = Field(
+        64, ge=1, description="Most keys in `context` and `filters`, inputs of a v2 request, columns of a v1 row."
+    )
+    max_values: int = Field(1_000, ge=1, description="Most values of one `filters` entry.")
+    max_string: int = Field(1_024, ge=1, description="Longest string id, value or name in a request.")
+
+
 class WatchConfig(Strict):
     """Hot swap: poll the model directory and load a new version off the request path."""
 
@@ -71,6 +88,7 @@ class ServingConfig(Strict):
     threads: int = Field(1, ge=1, description="Intra-op threads per request (1 keeps tail latency flat).")
     recommend: RecommendConfig = RecommendConfig()
     http: HttpConfig = HttpConfig()
+    limits: LimitsConfig = LimitsConfig()
     watch: WatchConfig = WatchConfig()
     logging: LoggingConfig = LoggingConfig()
 

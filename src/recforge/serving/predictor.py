@@ -314,7 +314,7 @@ class Predictor:
             return pa.nulls(1, self.types[column])
         try:
             return pa.array([value])
-        except (pa.ArrowException, TypeError, ValueError) as exc:
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
             raise DataError(
                 f"request: column {column!r}: {value!r} ({type(value).__name__}) cannot be read as a value of "
                 f"type {self.types[column]} ({exc})"

@@ -109,7 +109,7 @@ class Catalog:
             values = wanted if isinstance(wanted, list) else [wanted]
             try:
                 allowed = pc.is_in(self.table[column], value_set=pa.array(values).cast(self.table[column].type))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):
                 raise DataError(
                     f"filter on {column!r}: {values!r} do not match the column type {self.table[column].type}"
                 ) from None

@@ -67,68 +67,54 @@ def _decode_bytes(buffer: bytes, name: str) -> list[str]:
     return out
 
 
-def _column(spec: dict[str, Any], binary: bytes | None) -> pa.Array:
-    name, datatype = str(spec.get("name")), str(spec.get("datatype", "")).upper()
-    shape = spec.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) or not shape:
-        raise DataError(f"input {name!r}: `shape` must be a non-empty list of non-negative ints")
-    if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+def _column(spec: Any, binary: bytes | None) -> pa.Array:
+    """One input tensor (a validated `InferInput`) as an Arrow column of one value per row."""
+    name, datatype, shape = spec.name, spec.datatype, spec.shape
+    if len(shape) == 2 and shape[1] != 1:
         raise DataError(f"input {name!r}: shape {shape}; one value per row is expected ([n] or [n, 1])")
     n = shape[0]
-    if datatype == "BYTES":
-        values: Any = _decode_bytes(binary, name) if binary is not None else [str(v) for v in _flatten(spec["data"])]
-    elif datatype in DTYPES:
-        if binary is not None:
+    try:
+        if datatype == "BYTES":
+            values: Any = _decode_bytes(binary, name) if binary is not None else [str(v) for v in _flatten(spec.data)]
+        elif binary is not None:
             values = np.frombuffer(binary, dtype=DTYPES[datatype])
         else:
-            try:
-                values = np.asarray(_flatten(spec.get("data", [])), dtype=DTYPES[datatype])
-            except (TypeError, ValueError) as exc:
-                raise DataError(f"input {name!r}: data is not {datatype}: {exc}") from None
-    else:
-        allowed = ", ".join([*DTYPES, "BYTES"])
-        raise DataError(f"input {name!r}: datatype {datatype!r} is not one of {allowed}")
+            values = np.asarray(_flatten(spec.data), dtype=DTYPES[datatype])
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DataError(f"input {name!r}: data is not {datatype}: {exc}") from None
     if len(values) != n:
         raise DataError(f"input {name!r}: shape says {n} values, {len(values)} were sent")
     return pa.array(values)
 
 
-def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
-    """Decode a v2 infer request body (plain JSON or JSON + binary buffers) into one Arrow table."""
-    try:
-        json_size = int(header_length) if header_length is not None else len(body)
-        head = json.loads(body[:json_size])
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(head, dict) or not isinstance(head.get("inputs"), list) or not head["inputs"]:
-        raise DataError("a v2 infer request needs a non-empty `inputs` list")
+def parse_infer(head: Any, buffers: bytes) -> InferRequest:
+    """A validated v2 infer request (its JSON part) and the binary buffers after it -> one Arrow table."""
     columns: dict[str, pa.Array] = {}
-    offset = json_size
-    for spec in head["inputs"]:
-        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-            raise DataError("every input needs a `name`, `shape`, `datatype` and `data`")
-        size = (spec.get("parameters") or {}).get("binary_data_size")
+    offset = 0
+    for spec in head.inputs:
+        size = spec.parameters.binary_data_size if spec.parameters is not None else None
         binary = None
         if size is not None:
-            binary = body[offset : offset + int(size)]
-            if len(binary) != int(size):
-                raise DataError(f"input {spec['name']!r}: binary_data_size {size} exceeds the body")
-            offset += int(size)
-        elif "data" not in spec:
-            raise DataError(f"input {spec['name']!r} has neither `data` nor `parameters.binary_data_size`")
-        if spec["name"] in columns:
-            raise DataError(f"input {spec['name']!r} is given twice")
-        columns[spec["name"]] = _column(spec, binary)
+            binary = buffers[offset : offset + size]
+            if len(binary) != size:
+                left = len(buffers) - offset
+                raise DataError(f"input {spec.name!r}: binary_data_size {size}, but only {left} body bytes are left")
+            offset += size
+        elif spec.data is None:
+            raise DataError(f"input {spec.name!r} has neither `data` nor `parameters.binary_data_size`")
+        if spec.name in columns:
+            raise DataError(f"input {spec.name!r} is given twice")
+        columns[spec.name] = _column(spec, binary)
+    if offset != len(buffers):
+        raise DataError(f"{len(buffers) - offset} body bytes follow the last binary input; no input claims them")
     lengths = {len(c) for c in columns.values()}
     if len(lengths) > 1:
         raise DataError(f"inputs differ in length: {sorted(lengths)}")
-    params = head.get("parameters") or {}
-    requested = head.get("outputs") or []
-    binary_output = bool(params.get("binary_data_output")) or any(
-        bool((o.get("parameters") or {}).get("binary_data")) for o in requested if isinstance(o, dict)
+    requested = head.outputs or []
+    binary_output = bool(head.parameters is not None and head.parameters.binary_data_output) or any(
+        o.parameters is not None and o.parameters.binary_data for o in requested
     )
-    names = [str(o.get("name")) for o in requested if isinstance(o, dict)]
-    return InferRequest(head.get("id"), pa.table(columns), binary_output, names)
+    return InferRequest(head.id, pa.table(columns), binary_output, [o.name for o in requested])
 
 
 def infer_response(
