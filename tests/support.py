@@ -14,9 +14,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from recforge.batch import Batch
+from recforge.serving.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,6 +95,21 @@ def assert_same(a: Any, b: Any, where: str) -> None:
             assert_same(getattr(a, field.name), getattr(b, field.name), f"{where}.{field.name}")
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def joined_rows(
+    predictor: Predictor, items: pa.Table, user: dict[str, Any], ids: list[Any], context: dict[str, Any]
+) -> pa.Table:
+    """What a left join of (user, candidates, context) gives the batch path: unknown items get null columns."""
+    rows = pc.index_in(pa.array(ids, items[predictor.item_key].type), value_set=items[predictor.item_key])
+    picked = items.take(rows)
+    columns = {predictor.item_key: pa.array(ids, items[predictor.item_key].type)}
+    columns |= {c: picked[c] for c in predictor.item_columns if c != predictor.item_key}
+    for column in predictor.user_columns + predictor.context_columns:
+        value = context.get(column, user.get(column))
+        kind = predictor.types[column]  # a null or a map (a list of pairs in Python) needs the type; else inferred
+        columns[column] = pa.array([value] * len(ids), kind if value is None or pa.types.is_map(kind) else None)
+    return pa.table(columns)
 
 
 @dataclass
