@@ -24,6 +24,8 @@ __all__ = ["FeatureBase", "FeatureConfig", "Strict"]
 class StaticStorage(Strict):
     """Default storage: a fixed-size table (vocab rows or hash buckets)."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"kind": "static"}]})
+
     kind: Literal["static"] = "static"
 
 
@@ -83,6 +85,17 @@ class TierStorage(Strict):
 class DynamicStorage(Strict):
     """A collision-free table keyed by the raw int64 id (or 64-bit hash of a string id) that grows on demand."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"kind": "dynamic", "initial_capacity": 4},
+                {"kind": "dynamic", "admission": {"kind": "bloom", "min_count": 2, "capacity": 1000}},
+                {"kind": "dynamic", "tier": {"ram_bytes": "1KiB", "policy": "lru"}},
+            ]
+        },
+    )
+
     kind: Literal["dynamic"]
     initial_capacity: int = Field(1024, ge=1, description="Rows allocated up front; grows x2 when full.")
     admission: Annotated[CounterAdmission | BloomAdmission, Field(discriminator="kind")] | None = None
@@ -96,6 +109,11 @@ class DynamicStorage(Strict):
 class MultiHashStorage(Strict):
     """`hashes` independent hashes of the raw id, each into its own table of `buckets` rows, combined per id:
     two ids share a vector only when all their buckets coincide (the rows of one table are still shared)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"kind": "multi_hash", "buckets": 16, "hashes": 2, "combine": "concat"}]},
+    )
 
     kind: Literal["multi_hash"]
     buckets: int = Field(ge=2, description="Rows of each of the `hashes` tables.")
