@@ -21,7 +21,7 @@ import torch
 from pydantic import ConfigDict
 
 from recforge.bundle import save_bundle
-from recforge.config import build_config
+from recforge.config import build_config, json_schema
 from recforge.config.feature_kinds import FEATURE_CONFIGS, FeatureBase, feature_kind
 from recforge.errors import ConfigError
 from recforge.features import FEATURE_KINDS, Feature, FeatureSet, FeatureState
@@ -161,6 +161,12 @@ def test_a_kind_added_in_one_file_is_configured_fitted_saved_and_served(clip: st
     table = pa.table({"user_id": ["a"] * 3, "item_id": ["b"] * 3, "x": [0.5, None, 7.0]})
     batch = FeatureSet.from_config(cfg).fit([table]).transform(table, labels=False)
     assert batch.dense[:, 0].tolist() == [1.0, 1.0, 2.0]
+
+
+def test_a_registered_kind_is_in_the_json_schema_and_its_keys_get_did_you_mean(clip: str) -> None:
+    assert "'const': 'clip'" in str(json_schema())
+    with pytest.raises(ConfigError, match=r"features\[2\]\.hgh: unknown key 'hgh' \(did you mean 'high'\?\)"):
+        build_config({"features": [*KEYS, {"name": "x", "kind": "clip", "high": 2, "hgh": 2}]})
 
 
 def test_a_kind_taken_back_is_refused_with_the_kinds_there_are(clip: str) -> None:

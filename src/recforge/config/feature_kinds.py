@@ -85,14 +85,14 @@ class _KindDispatch:
     union when the registry changed, so errors keep pydantic's shapes (tag in the loc, unknown-tag message).
     """
 
-    _adapters: ClassVar[dict[tuple[str, ...], TypeAdapter[Any]]] = {}
+    _adapters: ClassVar[dict[tuple[tuple[str, type[FeatureBase]], ...], TypeAdapter[Any]]] = {}
 
     @classmethod
     def adapter(cls) -> TypeAdapter[Any]:
-        names = tuple(FEATURE_CONFIGS.entries())
-        if names not in cls._adapters:
-            cls._adapters[names] = TypeAdapter(union_of(names))
-        return cls._adapters[names]
+        members = tuple((name, kind.config) for name, kind in FEATURE_CONFIGS.entries().items())
+        if members not in cls._adapters:
+            cls._adapters[members] = TypeAdapter(union_of(tuple(name for name, _ in members)))
+        return cls._adapters[members]
 
     @staticmethod
     def members() -> list[type[FeatureBase]]:
