@@ -21,8 +21,7 @@ import torch
 from pydantic import ConfigDict
 
 from recforge.bundle import save_bundle
-from recforge.config import build_config, json_schema
-from recforge.config.feature_kinds import FEATURE_CONFIGS, FeatureBase, feature_kind
+from recforge.config import FEATURE_CONFIGS, FeatureBase, build_config, feature_kind, json_schema
 from recforge.errors import ConfigError
 from recforge.features import FEATURE_KINDS, Feature, FeatureSet, FeatureState
 from recforge.features.base import DenseOutput, TransformContext, TransformReport
@@ -42,9 +41,9 @@ N_ROWS = 300
 def example(kind: str) -> dict[str, Any]:
     """The example feature entry a kind's config class documents in the JSON Schema."""
     extra = FEATURE_CONFIGS.get(kind).config.model_config.get("json_schema_extra")
-    assert isinstance(extra, dict) and extra.get("examples"), f"kind {kind!r}: give its config class an example"
-    entry: dict[str, Any] = extra["examples"][0]  # type: ignore[index]
-    return entry
+    examples = extra.get("examples") if isinstance(extra, dict) else None
+    assert isinstance(examples, list) and isinstance(examples[0], dict), f"kind {kind!r}: give its config an example"
+    return dict(examples[0])
 
 
 def values_of(kind: pa.DataType, n: int, rng: np.random.Generator) -> pa.Array:
