@@ -20,7 +20,7 @@ import pytest
 import torch
 from pydantic import ConfigDict
 
-from recforge.bundle import save_bundle
+from recforge.bundle import load_bundle, save_bundle, score_table
 from recforge.config import FEATURE_CONFIGS, FeatureBase, build_config, feature_kind, json_schema
 from recforge.errors import ConfigError
 from recforge.features import FEATURE_KINDS, Feature, FeatureSet, FeatureState
@@ -83,7 +83,7 @@ def world(features: FeatureSet, seed: int = 0) -> tuple[pa.Table, pa.Table, pa.T
 
 
 def check_kind(kind: str, tmp: Path) -> None:
-    """Fit, transform, save / load (same Batch) and Predictor inputs = batch-path inputs for `kind`'s example."""
+    """`kind`'s example: fit, transform, save / load (same Batch), Predictor inputs and scores = the batch path's."""
     entry = example(kind)
     cfg = build_config({"features": [*KEYS, entry], "embedding_dim": 4, "model": {"name": "lr"}})
     assert type(next(f for f in cfg.features if f.name == entry["name"])) is FEATURE_CONFIGS.get(kind).config
@@ -96,15 +96,16 @@ def check_kind(kind: str, tmp: Path) -> None:
 
     torch.manual_seed(0)
     bundle = save_bundle(tmp / "bundle", cfg, features, build_model(features.schema(), cfg.model).eval(), metrics={})
-    predictor = Predictor.load(bundle)
+    predictor, served = Predictor.load(bundle), load_bundle(bundle)
     predictor.set_items(items)
     maps = [f.name for f in users.schema if pa.types.is_map(f.type)]
     for row in [*users.slice(0, 3).to_pylist(), {"user_id": "nobody"}]:
         user = {c: dict(v) if c in maps and v is not None else v for c, v in row.items()}  # maps as JSON objects
         ids = [*POOL, "unknown", POOL[2]]
         context = {c: rows[c][0].as_py() for c in predictor.context_columns}
-        offline = features.transform(joined_rows(predictor, items, user, ids, context), labels=False)
-        assert_batches_equal(predictor.build_inputs(user, ids, context), offline)
+        joined = joined_rows(predictor, items, user, ids, context)
+        assert_batches_equal(predictor.build_inputs(user, ids, context), features.transform(joined, labels=False))
+        np.testing.assert_allclose(predictor.score(user, ids, context), score_table(served, joined), atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", FEATURE_KINDS.names())
