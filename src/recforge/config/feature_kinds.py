@@ -104,7 +104,13 @@ class _KindDispatch:
             return value if isinstance(value, FeatureBase) else _KindDispatch.adapter().validate_python(value)
 
         def dump(value: FeatureBase, info: core_schema.SerializationInfo) -> Any:
-            return value.model_dump(mode=info.mode, exclude_none=info.exclude_none, by_alias=info.by_alias)
+            return value.model_dump(
+                mode=info.mode,
+                by_alias=info.by_alias,
+                exclude_none=info.exclude_none,
+                exclude_unset=info.exclude_unset,
+                exclude_defaults=info.exclude_defaults,
+            )
 
         return core_schema.no_info_wrap_validator_function(
             validate,
