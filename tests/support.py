@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import math
 import socket
 import subprocess
 import sys
@@ -14,9 +16,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from recforge.batch import Batch
+from recforge.serving.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,6 +110,67 @@ def assert_same(a: Any, b: Any, where: str) -> None:
             assert_same(getattr(a, field.name), getattr(b, field.name), f"{where}.{field.name}")
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def joined_rows(
+    predictor: Predictor, items: pa.Table, user: dict[str, Any], ids: list[Any], context: dict[str, Any]
+) -> pa.Table:
+    """What a left join of (user, candidates, context) gives the batch path: unknown items get null columns."""
+    rows = pc.index_in(pa.array(ids, items[predictor.item_key].type), value_set=items[predictor.item_key])
+    picked = items.take(rows)
+    columns = {predictor.item_key: pa.array(ids, items[predictor.item_key].type)}
+    columns |= {c: picked[c] for c in predictor.item_columns if c != predictor.item_key}
+    for column in predictor.user_columns + predictor.context_columns:
+        value = context.get(column, user.get(column))
+        kind = predictor.types[column]  # a null or a map (a list of pairs in Python) needs the type; else inferred
+        columns[column] = pa.array([value] * len(ids), kind if value is None or pa.types.is_map(kind) else None)
+    return pa.table(columns)
+
+
+# ---------------------------------------------------------------- feature-store tables
+def odd_types() -> pa.Table:
+    """Every value kind the Redis encoding must carry exactly, nulls and float edge cases included."""
+    return pa.table(
+        {
+            "sku": pa.array(["a", "b", 'ü-"q"', "d"], pa.string()),
+            "i8": pa.array([-128, 127, None, 0], pa.int8()),
+            "u64": pa.array([2**64 - 1, 0, 1, None], pa.uint64()),
+            "f64": pa.array([0.1, -0.0, math.inf, math.nan], pa.float64()),
+            "f32": pa.array([1 / 3, None, -math.inf, 1e-40], pa.float32()),
+            "whole": pa.array([1.0, 2.0, None, -3.0], pa.float64()),
+            "flag": pa.array([True, False, None, True], pa.bool_()),
+            "tags": pa.array([["x", "y"], [], None, ["z"]], pa.list_(pa.string())),
+            "hist": pa.array([[1, 2**62], None, [3], []], pa.large_list(pa.int64())),
+            "pos": pa.array([{"x": 1.5, "y": "n"}, None, {"x": None, "y": "s"}, {"x": 2.0, "y": None}]),
+            "ts": pa.array([1_700_000_000_123_456, None, 0, -1], pa.timestamp("us", tz="UTC")),
+            "day": pa.array([dt.date(2024, 1, 2), None, dt.date(1970, 1, 1), dt.date(1900, 5, 6)]),
+            "blob": pa.array([b"\x00\xff", b"", None, b"abc"], pa.binary()),
+            "cat": pa.array(["p", "q", "p", None]).dictionary_encode(),
+            "nothing": pa.nulls(4),
+        }
+    )
+
+
+def assert_bit_equal(got: pa.Table, want: pa.Table) -> None:
+    """Same schema and values; floats compared by their bits (-0.0, subnormals, NaN) and null masks."""
+    assert got.schema == want.schema, (got.schema, want.schema)
+    for name in want.column_names:
+        a, b = got[name].combine_chunks(), want[name].combine_chunks()
+        if pa.types.is_floating(b.type):
+            assert a.is_null().equals(b.is_null()), name
+            bits = pa.uint32() if pa.types.is_float32(b.type) else pa.uint64()
+            filled = [x.fill_null(0).view(bits).to_numpy() for x in (a, b)]
+            np.testing.assert_array_equal(filled[0], filled[1], err_msg=name)
+        else:
+            assert a.equals(b), (name, a, b)
+
+
+def expected_rows(table: pa.Table, key: str, keys: list[object]) -> pa.Table:
+    """Source rows in request order, nulls but the key where a key is absent."""
+    at = {k: i for i, k in enumerate(table[key].to_pylist())}
+    rows = pa.array([at.get(k) for k in keys], pa.int64())
+    out = table.take(rows)
+    return out.set_column(out.schema.get_field_index(key), key, pa.array(keys, table.schema.field(key).type))
 
 
 @dataclass

@@ -44,5 +44,15 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def entries(self) -> dict[str, T]:
+        """Name -> entry in registration order (a copy)."""
+        return dict(self._entries)
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+    def unregister(self, name: str) -> T:
+        """Remove and return the entry called `name` (a plugin or test taking its member back)."""
+        if name not in self._entries:
+            raise RecforgeError(f"{self.family} {name!r} is not registered")
+        return self._entries.pop(name)

@@ -23,23 +23,9 @@ from recforge.models.registry import MODEL_TRAINERS, MULTITASK
 from recforge.pipeline.rank import train
 from recforge.serving.predictor import Predictor
 
-from support import assert_batches_equal, small_synthetic
+from support import assert_batches_equal, joined_rows, small_synthetic
 
 N_REQUESTS = 1000
-
-
-def joined_rows(
-    predictor: Predictor, items: pa.Table, user: dict[str, Any], ids: list[Any], context: dict[str, Any]
-) -> pa.Table:
-    """What a left join of (user, candidates, context) gives the batch path: unknown items get null columns."""
-    rows = pc.index_in(pa.array(ids, items[predictor.item_key].type), value_set=items[predictor.item_key])
-    picked = items.take(rows)
-    columns = {predictor.item_key: pa.array(ids, items[predictor.item_key].type)}
-    columns |= {c: picked[c] for c in predictor.item_columns if c != predictor.item_key}
-    for column in predictor.user_columns + predictor.context_columns:
-        value = context.get(column, user.get(column))
-        columns[column] = pa.array([value] * len(ids), predictor.types[column] if value is None else None)
-    return pa.table(columns)
 
 
 # ---------------------------------------------------------------- a trained bundle on the synthetic world

@@ -1,9 +1,8 @@
-"""Feature stores: exact round trips, missing keys, push counts, Redis down and back, the push CLI."""
+"""Feature stores: the synthetic world round trip, push counts, Redis down and back, the push CLI (what every
+kind does, the value types, missing keys and key forms, is in test_store_contract.py)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from recforge.data import generate_synthetic, write_parquet
 from recforge.errors import ConfigError, DataError
 from recforge.serving.store import EmbeddedStore, FeatureStore, RedisStore, StoreOptions, build_store
 
+from support import assert_bit_equal, expected_rows
+
 WORLD = SyntheticConfig(n_users=400, n_items=150, n_categories=8, n_impressions=2_000, seed=3)
 
 
@@ -30,51 +31,6 @@ def world() -> dict[str, tuple[pa.Table, str]]:
     raw = generate_synthetic(WORLD)
     assert raw.users is not None and raw.items is not None
     return {"user": (raw.users, raw.user_key), "item": (raw.items, raw.item_key)}
-
-
-def odd_types() -> pa.Table:
-    """Every value kind the Redis encoding must carry exactly, nulls and float edge cases included."""
-    return pa.table(
-        {
-            "sku": pa.array(["a", "b", 'ü-"q"', "d"], pa.string()),
-            "i8": pa.array([-128, 127, None, 0], pa.int8()),
-            "u64": pa.array([2**64 - 1, 0, 1, None], pa.uint64()),
-            "f64": pa.array([0.1, -0.0, math.inf, math.nan], pa.float64()),
-            "f32": pa.array([1 / 3, None, -math.inf, 1e-40], pa.float32()),
-            "whole": pa.array([1.0, 2.0, None, -3.0], pa.float64()),
-            "flag": pa.array([True, False, None, True], pa.bool_()),
-            "tags": pa.array([["x", "y"], [], None, ["z"]], pa.list_(pa.string())),
-            "hist": pa.array([[1, 2**62], None, [3], []], pa.large_list(pa.int64())),
-            "pos": pa.array([{"x": 1.5, "y": "n"}, None, {"x": None, "y": "s"}, {"x": 2.0, "y": None}]),
-            "ts": pa.array([1_700_000_000_123_456, None, 0, -1], pa.timestamp("us", tz="UTC")),
-            "day": pa.array([dt.date(2024, 1, 2), None, dt.date(1970, 1, 1), dt.date(1900, 5, 6)]),
-            "blob": pa.array([b"\x00\xff", b"", None, b"abc"], pa.binary()),
-            "cat": pa.array(["p", "q", "p", None]).dictionary_encode(),
-            "nothing": pa.nulls(4),
-        }
-    )
-
-
-def assert_bit_equal(got: pa.Table, want: pa.Table) -> None:
-    """Same schema and values; floats compared by their bits (-0.0, subnormals, NaN) and null masks."""
-    assert got.schema == want.schema, (got.schema, want.schema)
-    for name in want.column_names:
-        a, b = got[name].combine_chunks(), want[name].combine_chunks()
-        if pa.types.is_floating(b.type):
-            assert a.is_null().equals(b.is_null()), name
-            bits = pa.uint32() if pa.types.is_float32(b.type) else pa.uint64()
-            filled = [x.fill_null(0).view(bits).to_numpy() for x in (a, b)]
-            np.testing.assert_array_equal(filled[0], filled[1], err_msg=name)
-        else:
-            assert a.equals(b), (name, a, b)
-
-
-def expected_rows(table: pa.Table, key: str, keys: list[object]) -> pa.Table:
-    """Source rows in request order, nulls but the key where a key is absent."""
-    at = {k: i for i, k in enumerate(table[key].to_pylist())}
-    rows = pa.array([at.get(k) for k in keys], pa.int64())
-    out = table.take(rows)
-    return out.set_column(out.schema.get_field_index(key), key, pa.array(keys, table.schema.field(key).type))
 
 
 def redis_store(url: str, **options: object) -> RedisStore:
@@ -102,58 +58,6 @@ def test_synthetic_world_round_trips_exactly(redis_url: str, world: dict[str, tu
             assert store.get(entity, keys) == [*table.to_pylist()[::-1], None]
             assert store.schema(entity) == table.schema
         store.close()
-
-
-def test_every_stored_type_round_trips_exactly(redis_url: str) -> None:
-    table = odd_types()
-    plain = table.set_column(table.schema.get_field_index("cat"), "cat", table["cat"].cast(pa.string()))
-    embedded, remote = stores(redis_url, {"sku": (table, "sku")})
-    keys = ["d", "nope", "a", 'ü-"q"', "b"]
-    assert_bit_equal(embedded.get_table("sku", keys), expected_rows(table, "sku", keys))
-    assert_bit_equal(remote.get_table("sku", keys), expected_rows(plain, "sku", keys))  # dictionary -> values
-    got, want = remote.get("sku", keys), expected_rows(plain, "sku", keys).to_pylist()
-    assert got[1] is None
-    assert math.isnan(got[0]["f64"]) and math.copysign(1, got[4]["f64"]) == -1
-    for row in (0, 2, 3, 4):
-        a, b = dict(got[row]), dict(want[row])
-        a.pop("f64"), b.pop("f64")
-        assert a == b
-    subset = remote.get_table("sku", keys, ["ts", "blob"])
-    assert subset.column_names == ["sku", "ts", "blob"]
-
-
-def test_missing_keys_come_back_as_none_and_nulls_with_counts(
-    redis_url: str, world: dict[str, tuple[pa.Table, str]]
-) -> None:
-    users, key = world["user"]
-    for store in stores(redis_url, {"user": (users, key)}):
-        keys = [3, -5, 10**12, 7, 3]
-        result = store.lookup("user", np.array(keys), ["age", "gender"])
-        assert result.found.tolist() == [True, False, False, True, True] and result.missing == 2
-        assert result.table.column_names == ["user_id", "age", "gender"]
-        assert result.table["user_id"].to_pylist() == keys
-        assert result.table["age"].null_count == 2 and result.table["age"][1].as_py() is None
-        rows = store.get("user", keys)
-        assert [r is None for r in rows] == [False, True, True, False, False]
-        assert rows[0] == users.slice(2, 1).to_pylist()[0]
-        assert store.get("user", []) == [] and store.get_table("user", [], ["age"]).num_rows == 0
-        stats = store.stats()
-        assert (stats["requests"], stats["keys"], stats["hits"], stats["misses"]) == (4, 10, 6, 4), stats
-        assert (stats["errors"], stats["fallbacks"], stats["healthy"]) == (0, 0, True)
-        with pytest.raises(DataError, match="unknown column"):
-            store.get_table("user", keys, ["salary"])
-        store.close()
-
-
-def test_keys_match_across_int_and_text_forms_in_both_stores(redis_url: str) -> None:
-    """Redis keys are text, so 12 and "12" are one key; the embedded store answers the same."""
-    tables = {"user": (pa.table({"user_id": ["7", "12"], "v": [1, 2]}), "user_id")}
-    tables["item"] = (pa.table({"item_id": pa.array([7, 12], pa.int32()), "v": [3, 4]}), "item_id")
-    for store in stores(redis_url, tables):
-        assert store.get("user", [12, "7", 9.5]) == [{"user_id": "12", "v": 2}, {"user_id": "7", "v": 1}, None]
-        assert store.get("item", ["12", np.int64(7), 2**40]) == [{"item_id": 12, "v": 4}, {"item_id": 7, "v": 3}, None]
-        table = store.get_table("item", ["12", "x"])
-        assert table["item_id"].to_pylist() == [12, None] and table["v"].to_pylist() == [4, None]
 
 
 def test_reads_follow_a_re_push_and_survive_script_flush_chunking_and_acls(

@@ -1,5 +1,6 @@
 """Pipeline configuration: pydantic models for the one YAML file, and its loader."""
 
+from recforge.config.feature_kinds import FEATURE_CONFIGS, FeatureBase, feature_kind
 from recforge.config.features import (
     CrossFeatureConfig,
     FeatureConfig,
@@ -13,8 +14,10 @@ from recforge.config.loader import build_config, json_schema, load_config, yaml_
 from recforge.config.schema import DataConfig, ModelConfig, PipelineConfig, TrainConfig
 
 __all__ = [
+    "FEATURE_CONFIGS",
     "CrossFeatureConfig",
     "DataConfig",
+    "FeatureBase",
     "FeatureConfig",
     "IdFeatureConfig",
     "LookupFeatureConfig",
@@ -25,6 +28,7 @@ __all__ = [
     "TagFeatureConfig",
     "TrainConfig",
     "build_config",
+    "feature_kind",
     "json_schema",
     "load_config",
     "yaml_path",

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
-
+from recforge.config.feature_kinds import FEATURE_CONFIGS, Where
 from recforge.config.schema import PipelineConfig
 from recforge.config.tasks import metric_names, task_labels
 from recforge.errors import ConfigError
-
-CROSSABLE = ("id", "tag", "numeric")
 
 
 def check_references(cfg: PipelineConfig, file: str = "") -> None:
@@ -24,7 +20,7 @@ def check_references(cfg: PipelineConfig, file: str = "") -> None:
     labels = task_labels(cfg)
     for i, f in enumerate(cfg.features):
         where = f"features[{i}] ({f.name})"
-        check = REFERENCE_CHECKS.get(f.kind)
+        check = FEATURE_CONFIGS.get(f.kind).check
         if check is not None:
             check(cfg, f, kinds, Where(where, file))
         if f.source in labels:
@@ -42,54 +38,6 @@ def check_references(cfg: PipelineConfig, file: str = "") -> None:
                 fix=f"use one of: {', '.join(metric_names(cfg))}",
                 file=file,
             )
-
-
-class Where(NamedTuple):
-    """The YAML path of the feature being checked and the file it came from (for ConfigError)."""
-
-    path: str
-    file: str
-
-
-def _check_sequence(cfg: PipelineConfig, f: Any, kinds: dict[str, str], where: Where) -> None:
-    """`of` names an id feature, whose table the sequence shares (so no other `dim`)."""
-    if kinds.get(f.of) != "id":
-        ids = sorted(n for n, k in kinds.items() if k == "id")
-        raise ConfigError(
-            where.path,
-            f"'of: {f.of}' must name an id feature",
-            fix=f"use one of {', '.join(ids) or '(none)'}",
-            file=where.file,
-        )
-    of = next(c for c in cfg.features if c.name == f.of)
-    if of.kind == "id" and of.hash_buckets is None and f.dim not in (None, of.dim):
-        raise ConfigError(
-            where.path,
-            f"dim {f.dim} differs from {f.of}'s; a sequence shares its table",
-            fix="drop `dim:` here",
-            file=where.file,
-        )
-
-
-def _check_cross(cfg: PipelineConfig, f: Any, kinds: dict[str, str], where: Where) -> None:
-    """Every input is a crossable feature, and at most one is a tag."""
-    for name in f.inputs:
-        if kinds.get(name) not in CROSSABLE:
-            raise ConfigError(
-                where.path,
-                f"input {name!r} must be an id, tag or numeric feature",
-                fix=f"use feature names among: {', '.join(n for n, k in kinds.items() if k in CROSSABLE)}",
-                file=where.file,
-            )
-    if sum(kinds[n] == "tag" for n in f.inputs) > 1:
-        raise ConfigError(where.path, "at most one input of a cross may be a tag feature", file=where.file)
-
-
-# per feature kind, the references it makes to other features (kinds without any are absent)
-REFERENCE_CHECKS: dict[str, Callable[[PipelineConfig, Any, dict[str, str], Where], None]] = {
-    "sequence": _check_sequence,
-    "cross": _check_cross,
-}
 
 
 def check_data_source(cfg: PipelineConfig, file: str = "") -> None:

@@ -1,21 +1,30 @@
-"""Feature configs: one pydantic class per `kind:`; the fit/transform logic lives in recforge.features."""
+"""Feature configs: one pydantic class per `kind:`, registered with its reference check; the fit/transform
+logic lives in recforge.features."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
-Side = Literal["user", "item", "context"]
+from recforge.config.feature_kinds import (
+    FeatureBase,
+    FeatureConfig,
+    Strict,
+    Where,
+    crossable_kinds,
+    feature_kind,
+)
+from recforge.errors import ConfigError
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+__all__ = ["FeatureBase", "FeatureConfig", "Strict"]
 
 
 class StaticStorage(Strict):
     """Default storage: a fixed-size table (vocab rows or hash buckets)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"kind": "static"}]})
 
     kind: Literal["static"] = "static"
 
@@ -76,6 +85,17 @@ class TierStorage(Strict):
 class DynamicStorage(Strict):
     """A collision-free table keyed by the raw int64 id (or 64-bit hash of a string id) that grows on demand."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"kind": "dynamic", "initial_capacity": 4},
+                {"kind": "dynamic", "admission": {"kind": "bloom", "min_count": 2, "capacity": 1000}},
+                {"kind": "dynamic", "tier": {"ram_bytes": "1KiB", "policy": "lru"}},
+            ]
+        },
+    )
+
     kind: Literal["dynamic"]
     initial_capacity: int = Field(1024, ge=1, description="Rows allocated up front; grows x2 when full.")
     admission: Annotated[CounterAdmission | BloomAdmission, Field(discriminator="kind")] | None = None
@@ -90,6 +110,11 @@ class MultiHashStorage(Strict):
     """`hashes` independent hashes of the raw id, each into its own table of `buckets` rows, combined per id:
     two ids share a vector only when all their buckets coincide (the rows of one table are still shared)."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"kind": "multi_hash", "buckets": 16, "hashes": 2, "combine": "concat"}]},
+    )
+
     kind: Literal["multi_hash"]
     buckets: int = Field(ge=2, description="Rows of each of the `hashes` tables.")
     hashes: int = Field(2, ge=1, le=8, description="Independent hash functions (and tables).")
@@ -103,19 +128,13 @@ class MultiHashStorage(Strict):
 Storage = Annotated[StaticStorage | DynamicStorage | MultiHashStorage, Field(discriminator="kind")]
 
 
-class FeatureBase(Strict):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Unique feature name.")
-    column: str | None = Field(None, description="Input column; defaults to `name`.")
-    side: Side = Field("context", description="user / item / context: what a request computes once.")
-    dim: int | None = Field(None, ge=1, description="Embedding dim; defaults to `embedding_dim`.")
-
-    @property
-    def source(self) -> str:
-        return self.column or self.name
-
-
+@feature_kind("id", crossable=True)
 class IdFeatureConfig(FeatureBase):
     """A categorical id: vocab (min_count, OOV row 0) or hash buckets."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "city", "kind": "id", "side": "user", "min_count": 2}]}
+    )
 
     kind: Literal["id"]
     min_count: int = Field(1, ge=1, description="Values seen fewer times map to the OOV row 0.")
@@ -138,8 +157,14 @@ class IdFeatureConfig(FeatureBase):
         return self
 
 
+@feature_kind("numeric", crossable=True)
 class NumericFeatureConfig(FeatureBase):
     """A number: bucketized to an id (boundaries or fitted quantiles) or kept dense (raw/standard/log)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "price", "kind": "numeric", "side": "item", "n_buckets": 4}]},
+    )
 
     kind: Literal["numeric"]
     transform: Literal["bucket", "raw", "standard", "minmax", "log"] = "bucket"
@@ -148,8 +173,14 @@ class NumericFeatureConfig(FeatureBase):
     fill: float = Field(0.0, description="Dense value used for null/NaN/inf (counted and logged).")
 
 
+@feature_kind("tag", crossable=True)
 class TagFeatureConfig(FeatureBase):
     """A multi-valued column (Arrow list or a `sep`-joined string), optionally `tag:weight`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "genres", "kind": "tag", "side": "item", "sep": "|", "max_len": 3}]},
+    )
 
     kind: Literal["tag"]
     sep: str | None = Field(None, description="Separator when the column is a string.")
@@ -160,8 +191,36 @@ class TagFeatureConfig(FeatureBase):
     pooling: Literal["mean", "sum"] = "mean"
 
 
+def _check_sequence(cfg: Any, f: Any, kinds: dict[str, str], where: Where) -> None:
+    """`of` names an id feature, whose table the sequence shares (so no other `dim`)."""
+    if kinds.get(f.of) != "id":
+        ids = sorted(n for n, k in kinds.items() if k == "id")
+        raise ConfigError(
+            where.path,
+            f"'of: {f.of}' must name an id feature",
+            fix=f"use one of {', '.join(ids) or '(none)'}",
+            file=where.file,
+        )
+    of = next(c for c in cfg.features if c.name == f.of)
+    if of.hash_buckets is None and f.dim not in (None, of.dim):
+        raise ConfigError(
+            where.path,
+            f"dim {f.dim} differs from {f.of}'s; a sequence shares its table",
+            fix="drop `dim:` here",
+            file=where.file,
+        )
+
+
+@feature_kind("sequence", check=_check_sequence)
 class SequenceFeatureConfig(FeatureBase):
     """A behavior sequence of another id feature's values (shares its vocab and table)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "clicks", "kind": "sequence", "side": "user", "of": "item_id", "max_len": 4}]
+        },
+    )
 
     kind: Literal["sequence"]
     of: str = Field(description="The id feature whose values the sequence holds.")
@@ -175,8 +234,31 @@ class SequenceFeatureConfig(FeatureBase):
     )
 
 
+def _check_cross(cfg: Any, f: Any, kinds: dict[str, str], where: Where) -> None:
+    """Every input is a crossable feature, and at most one is a tag."""
+    crossable = crossable_kinds()
+    for name in f.inputs:
+        if kinds.get(name) not in crossable:
+            raise ConfigError(
+                where.path,
+                f"input {name!r} must be a feature of a crossable kind ({', '.join(crossable)})",
+                fix=f"use feature names among: {', '.join(n for n, k in kinds.items() if k in crossable)}",
+                file=where.file,
+            )
+    if sum(kinds[n] == "tag" for n in f.inputs) > 1:
+        raise ConfigError(where.path, "at most one input of a cross may be a tag feature", file=where.file)
+
+
+@feature_kind("cross", check=_check_cross)
 class CrossFeatureConfig(FeatureBase):
     """Hash of the combined raw values of two or more features (cartesian for multi-valued inputs)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "user_x_item", "kind": "cross", "inputs": ["user_id", "item_id"], "buckets": 97}]
+        },
+    )
 
     kind: Literal["cross"]
     inputs: list[str] = Field(min_length=2)
@@ -184,8 +266,24 @@ class CrossFeatureConfig(FeatureBase):
     max_len: int = Field(32, ge=1, description="Cap on crossed values per row when an input is multi-valued.")
 
 
+@feature_kind("lookup")
 class LookupFeatureConfig(FeatureBase):
     """Value from a map-typed column by key (e.g. a user's click count for the item's category)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "category_clicks",
+                    "kind": "lookup",
+                    "side": "user",
+                    "map_column": "clicks_by",
+                    "key": "category",
+                }
+            ]
+        },
+    )
 
     kind: Literal["lookup"]
     map_column: str
@@ -194,16 +292,3 @@ class LookupFeatureConfig(FeatureBase):
     boundaries: list[float] | None = Field(None, min_length=1)
     n_buckets: int = Field(10, ge=2)
     fill: float = 0.0
-
-
-FeatureConfig = Annotated[
-    IdFeatureConfig
-    | NumericFeatureConfig
-    | TagFeatureConfig
-    | SequenceFeatureConfig
-    | CrossFeatureConfig
-    | LookupFeatureConfig,
-    Field(discriminator="kind"),
-]
-
-FEATURE_KINDS = ("id", "numeric", "tag", "sequence", "cross", "lookup")

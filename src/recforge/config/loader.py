@@ -103,7 +103,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of the pipeline YAML, for editors."""
+    """JSON Schema of the pipeline YAML, for editors; rebuilt so it names the feature kinds registered now."""
+    PipelineConfig.model_rebuild(force=True)
     return PipelineConfig.model_json_schema()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from recforge.config.features import FEATURE_KINDS
+from recforge.config.feature_kinds import FEATURE_CONFIGS
 from recforge.errors import ConfigError
 
 Loc = tuple[str | int, ...]
@@ -26,7 +26,7 @@ def yaml_path(loc: Loc) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not (isinstance(prev, int) and part in FEATURE_KINDS):
+        elif not (isinstance(prev, int) and part in FEATURE_CONFIGS):
             out += f".{part}" if out else str(part)
         prev = part
     return out
@@ -47,10 +47,12 @@ def parse_key(key: str) -> list[str | int]:
 
 
 def _members(annotation: Any) -> list[Any]:
-    """The types an annotation may hold: Optional/Union/Annotated unwrapped."""
+    """The types an annotation may hold: Optional/Union/Annotated unwrapped, a registry-dispatched type's members."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        return _members(typing.get_args(annotation)[0])
+        base, *metadata = typing.get_args(annotation)
+        dispatched = [m for meta in metadata if hasattr(meta, "members") for m in meta.members()]
+        return dispatched or _members(base)
     if origin in (typing.Union, types.UnionType):
         return [m for arg in typing.get_args(annotation) for m in _members(arg)]
     return [annotation]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -83,6 +84,10 @@ class Feature(ABC, Generic[C]):
         """Input columns this feature reads."""
         return [self.source]
 
+    def raw_types(self, states: Mapping[str, FeatureState]) -> dict[str, pa.DataType]:
+        """The Arrow type each input column is read as where a request omits it (nulls, v2 metadata)."""
+        return dict.fromkeys(self.columns(), pa.string())
+
     def fit_begin(self) -> None:
         """Reset fit accumulators."""
 
@@ -115,3 +120,15 @@ class TransformContext:
 
 
 FEATURE_KINDS: Registry[type[Feature[Any]]] = Registry("feature kind")
+
+
+def vocab_type(states: Mapping[str, FeatureState], name: str) -> pa.DataType:
+    """The value type of feature `name`'s vocabulary (a dynamic id feature keeps only its type; else string)."""
+    arrays = states[name].arrays
+    vocab = arrays.get("vocab", arrays.get("dtype"))
+    return vocab.type if vocab is not None else pa.string()
+
+
+def list_or_text(sep: str | None, value_type: pa.DataType) -> pa.DataType:
+    """A multi-valued column: a `sep`-joined string, or an Arrow list of `value_type`."""
+    return pa.string() if sep else pa.list_(value_type)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from recforge.features.base import (
     IdOutput,
     TransformContext,
     TransformReport,
+    list_or_text,
+    vocab_type,
 )
 from recforge.hashing import hash_values
 from recforge.ids import IdIndex
@@ -147,6 +150,9 @@ class IdFeature(Feature[IdFeatureConfig]):
 
     kind = "id"
 
+    def raw_types(self, states: Mapping[str, FeatureState]) -> dict[str, pa.DataType]:
+        return {self.source: vocab_type(states, self.name)}
+
     @property
     def raw_keys(self) -> bool:
         """Dynamic and multi_hash storage read the raw int64 key (`dynamic_keys`) and place it themselves."""
@@ -212,6 +218,9 @@ class TagFeature(Feature[TagFeatureConfig]):
     """Multi-valued column -> padded bag of rows of its own table (first `max_len` values kept)."""
 
     kind = "tag"
+
+    def raw_types(self, states: Mapping[str, FeatureState]) -> dict[str, pa.DataType]:
+        return {self.source: list_or_text(self.config.sep, vocab_type(states, self.name))}
 
     def tokens(self, table: pa.Table) -> tuple[pa.Array, np.ndarray, np.ndarray | None]:
         lists = as_list(column(table, self.source, self.name), self.config.sep, self.name)

@@ -9,7 +9,7 @@ that row alone, so the three groups assembled side by side equal the transform o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,34 +68,10 @@ class Layout:
         return list(dict.fromkeys(c for name in self.group(group) for c in feature_columns(features, name)))
 
 
-# ------------------------------------------------------------------ raw column types (for nulls and v2 metadata)
-States = Mapping[str, FeatureState]
-
-
-def _vocab_type(states: States, name: str) -> pa.DataType:
-    arrays = states[name].arrays
-    vocab = arrays.get("vocab", arrays.get("dtype"))  # a dynamic id feature keeps only its value type
-    return vocab.type if vocab is not None else pa.string()
-
-
-def _list_or_text(feature: Feature[Any], value_type: pa.DataType) -> pa.DataType:
-    return pa.string() if feature.config.sep else pa.list_(value_type)
-
-
-_COLUMN_TYPES: dict[str, Callable[[Feature[Any], States], dict[str, pa.DataType]]] = {
-    "id": lambda f, s: {f.source: _vocab_type(s, f.name)},
-    "numeric": lambda f, s: {f.source: pa.float64()},
-    "tag": lambda f, s: {f.source: _list_or_text(f, _vocab_type(s, f.name))},
-    "sequence": lambda f, s: {f.source: _list_or_text(f, _vocab_type(s, f.config.of))},
-    "lookup": lambda f, s: {f.config.map_column: pa.map_(pa.string(), pa.float64()), f.config.key: pa.string()},
-}
-
-
-def column_types(features: Mapping[str, Feature[Any]], states: States) -> dict[str, pa.DataType]:
-    """The Arrow type each raw column is read as (a vocabulary's type, float64 for numbers, ...)."""
+def column_types(features: Mapping[str, Feature[Any]], states: Mapping[str, FeatureState]) -> dict[str, pa.DataType]:
+    """The Arrow type each raw column is read as, per the kind reading it (`Feature.raw_types`); first reader wins."""
     out: dict[str, pa.DataType] = {}
     for feature in features.values():
-        guess = _COLUMN_TYPES.get(feature.kind, lambda f, s: dict.fromkeys(f.columns(), pa.string()))
-        for column, kind in guess(feature, states).items():
+        for column, kind in feature.raw_types(states).items():
             out.setdefault(column, kind)
     return out

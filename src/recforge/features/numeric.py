@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -149,6 +150,9 @@ class NumericFeature(NumberFeature):
     kind = "numeric"
     config: NumericFeatureConfig
 
+    def raw_types(self, states: Mapping[str, FeatureState]) -> dict[str, pa.DataType]:
+        return {self.source: pa.float64()}
+
     def raw_values(self, table: pa.Table) -> np.ndarray:
         return to_float(column(table, self.source, self.name), self.name)
 
@@ -162,6 +166,9 @@ class LookupFeature(NumberFeature):
 
     def columns(self) -> list[str]:
         return [self.config.map_column, self.config.key]
+
+    def raw_types(self, states: Mapping[str, FeatureState]) -> dict[str, pa.DataType]:
+        return {self.config.map_column: pa.map_(pa.string(), pa.float64()), self.config.key: pa.string()}
 
     def raw_values(self, table: pa.Table) -> np.ndarray:
         maps = column(table, self.config.map_column, self.name)

@@ -8,6 +8,7 @@ transform (G = 1 for an id feature, the tag's max_len for a tag), so serving rea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,8 @@ from recforge.features.base import (
     IdOutput,
     TransformContext,
     TransformReport,
+    list_or_text,
+    vocab_type,
 )
 from recforge.features.categorical import lookup_ids, table_rows
 from recforge.ids import first_rows
@@ -36,6 +39,9 @@ class SequenceFeature(Feature[SequenceFeatureConfig]):
     """Oldest-to-newest list -> padded [B, max_len] of the `of` feature's rows (newest kept)."""
 
     kind = "sequence"
+
+    def raw_types(self, states: Mapping[str, FeatureState]) -> dict[str, pa.DataType]:
+        return {self.source: list_or_text(self.config.sep, vocab_type(states, self.config.of))}
 
     def fit_begin(self) -> None:
         self.parts: list[pa.Table] = []

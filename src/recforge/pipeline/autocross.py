@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from recforge.config import PipelineConfig
+from recforge.config import CrossFeatureConfig, PipelineConfig
 from recforge.config.tasks import is_multitask
 from recforge.data import build_samples
 from recforge.data.readers import iter_batches, read_table
@@ -76,7 +76,7 @@ def autocross(
             f"autocross needs two single-valued features to cross, found {candidates}",
             fix=f"add id or bucketized numeric features (kinds {', '.join(CROSS_INPUT_KINDS)})",
         )
-    existing = tuple(frozenset(c.inputs) for c in cfg.features if c.kind == "cross")
+    existing = tuple(frozenset(c.inputs) for c in cfg.features if isinstance(c, CrossFeatureConfig))
     result = search_crosses(
         fields,
         train.labels[cfg.data.label].numpy(),

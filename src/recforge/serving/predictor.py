@@ -312,8 +312,9 @@ class Predictor:
     def _one_value(self, column: str, value: Any) -> pa.Array:
         if value is None:
             return pa.nulls(1, self.types[column])
-        try:
-            return pa.array([value])
+        kind = self.types[column]
+        try:  # a map is read with its type (a JSON object would read as a struct); other values as they come
+            return pa.array([value], kind if pa.types.is_map(kind) else None)
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
             raise DataError(
                 f"request: column {column!r}: {value!r} ({type(value).__name__}) cannot be read as a value of "
