@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,8 +44,13 @@ class MergedCandidates:
     channels: tuple[str, ...]
 
     def channel_names(self, row: int, col: int = 0) -> list[str]:
-        mask = int(self.sources[row, col])
-        return [name for bit, name in enumerate(self.channels) if mask >> bit & 1]
+        return list(names_of(self.channels, int(self.sources[row, col])))
+
+
+@lru_cache(maxsize=4096)
+def names_of(channels: tuple[str, ...], mask: int) -> tuple[str, ...]:
+    """The channels a provenance bitmask names (memoized: a service asks for the same few masks per answer)."""
+    return tuple(name for bit, name in enumerate(channels) if mask >> bit & 1)
 
 
 def merge_candidates(
@@ -140,7 +146,7 @@ def _row_keys(listed: np.ndarray, rows: np.ndarray, exclude: sp.csr_matrix | Non
     """Keys row * width + item of what each short row already holds or must not get."""
     keys = [(rows[:, None] * width + listed)[listed >= 0]]
     if exclude is not None:
-        sub = exclude[rows].tocsr()
+        sub = exclude if len(rows) == exclude.shape[0] == 1 else exclude[rows].tocsr()  # one request: its own row
         sub_rows = np.repeat(rows, np.diff(sub.indptr))
         keys.append(sub_rows * width + sub.indices)
     return np.concatenate(keys)

@@ -22,6 +22,7 @@ from recforge.errors import DataError
 from recforge.ids import IdIndex
 from recforge.recall.channels.base import Query
 from recforge.recall.model import RecallModel
+from recforge.serving.candidates import CandidateList
 from recforge.serving.predictor import Predictor
 from recforge.serving.request_log import LoggedRequest, RequestLog
 from recforge.serving.store import FeatureStore
@@ -135,11 +136,10 @@ class Recommender:
         self.catalog = catalog
         self.recall = recall
         self.config = config
-        self._channel_names: dict[int, list[str]] = {}  # provenance bitmask -> channel names (a handful)
         if recall is not None:
             self.recall_users = IdIndex(recall.vocab.user_ids)
             self.recall_items = IdIndex(recall.vocab.item_ids)
-            self.recall_item_list = np.asarray(recall.vocab.item_ids.to_pylist(), dtype=object)
+            self.recall_item_ids = _id_array(recall.vocab.item_ids)
 
     def recommend(self, request: RecommendRequest) -> Recommendation:
         clock = StageClock()
@@ -147,12 +147,13 @@ class Recommender:
         user = self._user_row(predictor, request.user_id)
         clock.lap("features")
         k = request.k or self.config.k
-        ids, channels, known = self._candidates(request, user)
+        candidates, known = self._candidates(request, user)
         clock.lap("recall")
-        ids, channels = self._filter(request, ids, channels)
+        candidates = self._filter(request, candidates)
         clock.lap("filter")
-        if len(ids) == 0:
+        if len(candidates) == 0:
             return Recommendation([], [], [], predictor.name, predictor.version, known, clock.done())
+        ids = candidates.ids
         batch = predictor.build_inputs(user, ids, request.context)
         by_task = predictor.score_inputs(batch)
         scores = predictor.rank(by_task)
@@ -164,15 +165,16 @@ class Recommender:
             )
         top = _top_k(scores, k)
         clock.lap("rank")
+        answer = candidates.take(top)
         return Recommendation(
-            [ids[i] for i in top],
-            [float(scores[i]) for i in top],
-            [channels[i] for i in top],
+            answer.id_list(),
+            scores[top].tolist(),
+            answer.channel_names(),
             predictor.name,
             predictor.version,
             known,
             clock.done(),
-            {task: [float(by_task[task][i]) for i in top] for task in predictor.tasks},
+            {task: by_task[task][top].tolist() for task in predictor.tasks},
         )
 
     def _user_row(self, predictor: Predictor, user_id: Any) -> dict[str, Any]:
@@ -189,12 +191,10 @@ class Recommender:
             recent = list(user[column])
         return recent[-self.config.recent_items :]
 
-    def _candidates(
-        self, request: RecommendRequest, user: Mapping[str, Any]
-    ) -> tuple[list[Any], list[list[str]], bool]:
+    def _candidates(self, request: RecommendRequest, user: Mapping[str, Any]) -> tuple[CandidateList, bool]:
         """Request candidates as given, or the merged recall list; with each item's channels."""
         if request.candidates is not None:
-            return list(request.candidates), [["request"]] * len(request.candidates), True
+            return CandidateList.from_request(request.candidates), True
         if self.recall is None:
             raise DataError("this service has no recall bundle: send `candidates` with the request")
         code = int(self.recall_users.positions([request.user_id])[0])
@@ -203,13 +203,7 @@ class Recommender:
         merged = self.recall.recall(Query(np.array([code], np.int64), history, exclude), k=self.config.candidates)
         row = merged.items[0]
         valid = np.flatnonzero(row >= 0)
-        ids = self.recall_item_list[row[valid]].tolist()
-        names = self._channel_names
-        channels = [
-            names.get(m) or names.setdefault(m, merged.channel_names(0, c))
-            for m, c in zip(merged.sources[0, valid].tolist(), valid.tolist(), strict=True)
-        ]
-        return ids, channels, code >= 0
+        return CandidateList(self.recall_item_ids[row[valid]], merged.sources[0, valid], merged.channels), code >= 0
 
     def _history_row(self, code: int, recent: np.ndarray) -> sp.csr_matrix:
         """[1, n_items] CSR of the user's training items (known users) and the request's recent items."""
@@ -221,23 +215,29 @@ class Recommender:
         n_items = known.shape[1]
         return sp.csr_matrix((np.ones(len(items), np.float32), items, np.array([0, len(items)])), shape=(1, n_items))
 
-    def _filter(
-        self, request: RecommendRequest, ids: list[Any], channels: list[list[str]]
-    ) -> tuple[list[Any], list[list[str]]]:
+    def _filter(self, request: RecommendRequest, candidates: CandidateList) -> CandidateList:
         """Drop blocked items, items outside the catalog filters, and (for request candidates) seen items."""
         drop = set(request.exclude)
         if request.candidates is not None and self.config.exclude_seen:
             drop.update(request.recent_items)
         allowed = self.catalog.mask(request.filters)
         if not drop and allowed is None:
-            return ids, channels
+            return candidates
+        ids = candidates.ids
         rows = self.catalog.index.positions(ids) if allowed is not None else None
         keep = [
             i
             for i, item in enumerate(ids)
             if item not in drop and (rows is None or (rows[i] >= 0 and allowed is not None and allowed[rows[i]]))
         ]
-        return [ids[i] for i in keep], [channels[i] for i in keep]
+        return candidates.take(np.array(keep, dtype=np.int64))
+
+
+def _id_array(ids: pa.Array) -> np.ndarray:
+    """Raw ids by code as NumPy: int64 for null-free integer ids, else Python objects (as `to_pylist` gives)."""
+    if pa.types.is_integer(ids.type) and ids.type != pa.uint64() and ids.null_count == 0:
+        return ids.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return np.asarray(ids.to_pylist(), dtype=object)
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:

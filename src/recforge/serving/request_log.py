@@ -22,7 +22,7 @@ import os
 import queue
 import random
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ class LoggedRequest:
     user_id: Any
     user: Mapping[str, Any]
     context: Mapping[str, Any]
-    items: list[Any]
+    items: Sequence[Any] | np.ndarray
     batch: Batch
     tasks: Mapping[str, np.ndarray]
     scores: np.ndarray

@@ -29,7 +29,7 @@ class Exclusion:
 def ragged(exclude: Exclude, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
     """(row per excluded code, code) from a csr matrix (row q, column = item code) or a list of code arrays."""
     if sp.issparse(exclude):
-        csr = sp.csr_matrix(exclude)
+        csr = exclude if isinstance(exclude, sp.csr_matrix) else sp.csr_matrix(exclude)  # no per-query copy
         rows_given = csr.shape[0]
         indptr, codes = csr.indptr.astype(np.int64), csr.indices.astype(np.int64)
     elif isinstance(exclude, Sequence):

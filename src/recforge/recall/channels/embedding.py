@@ -123,7 +123,7 @@ class EmbeddingChannel(ScoringChannel):
         items = np.full((len(query), k), -1, dtype=np.int64)
         scores = np.full((len(query), k), -np.inf, dtype=np.float32)
         if known.size and k:
-            exclude = None if query.exclude is None else query.exclude[known]
+            exclude = query.exclude if query.exclude is None or known.size == len(query) else query.exclude[known]
             items[known], scores[known] = self.vector_index.search(users[known], k, exclude)
         return Candidates(items, scores)
 

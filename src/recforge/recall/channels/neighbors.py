@@ -85,7 +85,7 @@ class NeighborChannel(ScoringChannel):
             weights = sp.diags((query.users >= 0).astype(np.float32)) @ self.similarity[known]
             product = (weights @ self.neighbor_items).tocsr()
         else:
-            history = query.history if self.options.use_weights else query.history.sign()
+            history = query.history if self.options.use_weights or _binary(query.history) else query.history.sign()
             product = (history @ self.similarity).tocsr()
         dense = np.full(product.shape, -np.inf, dtype=np.float32)
         rows = np.repeat(np.arange(product.shape[0]), np.diff(product.indptr))
@@ -102,6 +102,11 @@ class NeighborChannel(ScoringChannel):
         self.similarity = _csr_from_state(state["similarity"])
         if self.method == "usercf":
             self.neighbor_items = _csr_from_state(state["neighbor_items"])
+
+
+def _binary(m: sp.csr_matrix) -> bool:
+    """All stored values are 1 (a served history row): `sign()` would only copy it."""
+    return bool((m.data == 1).all())
 
 
 def _csr_state(m: sp.csr_matrix) -> dict[str, Any]:

@@ -132,7 +132,7 @@ class EmbeddedStore(FeatureStore):
             return [None] * len(keys)
         rows = ent.index.positions(keys)
         found = np.flatnonzero(rows >= 0)
-        values = ent.table.take(rows[found]).to_pylist()
+        values = _rows(ent.table, rows[found])
         out: list[Row | None] = [None] * len(rows)
         for at, row in zip(found.tolist(), values, strict=True):
             out[at] = row
@@ -147,3 +147,13 @@ class EmbeddedStore(FeatureStore):
 
     def close(self) -> None:
         self._entities.clear()
+
+
+def _rows(table: pa.Table, rows: np.ndarray) -> list[Row]:
+    """Rows as dicts, as `take(rows).to_pylist()` gives them; one row (a request's user) is read scalar by scalar,
+    ~15x cheaper than building a one-row table for it."""
+    if len(rows) == 1:
+        at = int(rows[0])
+        return [{name: column[at].as_py() for name, column in zip(table.column_names, table.columns, strict=True)}]
+    rows_as_dicts: list[Row] = table.take(rows).to_pylist()
+    return rows_as_dicts
