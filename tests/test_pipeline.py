@@ -104,10 +104,10 @@ def test_bad_config_fails_before_work_with_the_yaml_path(tmp_path: Path) -> None
 def test_missing_data_path_fails_check_and_train_without_a_run_directory(tmp_path: Path) -> None:
     missing = ["--set", f"data.path={tmp_path / 'nowhere'}"]
     proc = recforge("config", "check", "examples/movielens_deepfm.yaml", *missing, check=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"data.path: {tmp_path / 'nowhere'} does not exist" in proc.stderr and "recforge data get" in proc.stderr
     proc = recforge("train", "examples/movielens_deepfm.yaml", "--out", tmp_path / "run", *missing, check=False)
-    assert proc.returncode == 2 and "does not exist" in proc.stderr and not (tmp_path / "run").exists()
+    assert proc.returncode == 1 and "does not exist" in proc.stderr and not (tmp_path / "run").exists()
 
 
 def test_config_check_data_parses_the_first_rows(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 import test_http
 import uvicorn
-from test_http import Run, Server, free_port, model_name
+from test_http import Run, model_name
 
 from recforge.config.serving import load_serving_config
 from recforge.errors import DataError
@@ -24,7 +24,7 @@ from recforge.serving.http import create_app
 from recforge.serving.recommender import Catalog, RecommendRequest
 from recforge.serving.service import build_service
 
-from support import REPO
+from support import REPO, Server, free_port
 
 sys.path.insert(0, str(REPO / "bench"))
 from api_fuzz import error_shaped, fuzz

@@ -32,8 +32,9 @@ from recforge.ids import first_rows
 from recforge.models import build_model, model_options
 from recforge.progress import stage
 from recforge.train import BatchLoader, Trainer, TrainResult, evaluate_tasks, make_trainer, trainer_family
-from recforge.train.checkpoint import CHECKPOINT, checkpoint_exists
+from recforge.train.checkpoint import CHECKPOINT
 from recforge.train.distill import TEACHER_COLUMN, attach_teacher_logits
+from recforge.train.families import can_resume
 from recforge.train.metrics import parse_metrics
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def train(
     check_data(cfg.data)  # nothing is written before the checks pass: a bad config leaves no run directory
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if resume and not checkpoint_exists(out):
+    if resume and not can_resume(trainer_family(cfg), out):
         log.warning("no checkpoint in %s: starting fresh", out / CHECKPOINT)
         resume = False
     seed_everything(cfg.train.seed)

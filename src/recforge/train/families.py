@@ -26,6 +26,10 @@ class ModelTrainer(Protocol):
 class TrainerFactory(Protocol):
     def __call__(self, model: nn.Module, cfg: PipelineConfig, out_dir: Path) -> ModelTrainer: ...
 
+    @staticmethod
+    def has_checkpoint(out_dir: Path) -> bool:
+        """A state that `fit(..., resume=True)` can continue from is in `out_dir` (each family keeps its own)."""
+
 
 TRAINERS: Registry[TrainerFactory] = Registry("trainer")
 TRAINERS.register("sgd")(Trainer)
@@ -34,6 +38,11 @@ TRAINERS.register("sgd")(Trainer)
 def make_trainer(family: str, model: nn.Module, cfg: PipelineConfig, out_dir: Path) -> ModelTrainer:
     """The trainer of `family` for `model`."""
     return TRAINERS.get(family, yaml_path="train.trainer")(model, cfg, out_dir)
+
+
+def can_resume(family: str, out_dir: Path) -> bool:
+    """Whether `recforge train --resume` has something of `family` to go on from in `out_dir`."""
+    return TRAINERS.get(family, yaml_path="train.trainer").has_checkpoint(out_dir)
 
 
 def trainer_family(cfg: PipelineConfig) -> str:

@@ -105,6 +105,11 @@ class LinearCoordinates:
 class FtrlTrainer:
     """FTRL-Proximal over an lr model: `learn` one batch at a time (streams), or `fit` epochs over a loader."""
 
+    @staticmethod
+    def has_checkpoint(out_dir: Path) -> bool:
+        """The z / n state `save` wrote into the run directory."""
+        return (Path(out_dir) / STATE).is_file()
+
     def __init__(self, model: nn.Module, cfg: PipelineConfig, out_dir: Path) -> None:
         if not isinstance(model, LogisticRegression):
             raise ConfigError(

@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 class GBDTLRTrainer:
     """Boost trees, then weigh their leaves; one pass, no checkpoints (a rerun retrains in full)."""
 
+    @staticmethod
+    def has_checkpoint(out_dir: Path) -> bool:
+        """Never: one pass, nothing to continue from."""
+        return False
+
     def __init__(self, model: nn.Module, cfg: PipelineConfig, out_dir: Path) -> None:
         if not isinstance(model, GBDTLR):
             raise ConfigError("model.name", f"{cfg.model.name!r} is not fitted by the gbdt_lr trainer")

@@ -150,6 +150,11 @@ class _Meter:
 class Trainer:
     """Owns the loop, the optimizers and checkpoints; the model owns only its forward pass."""
 
+    @staticmethod
+    def has_checkpoint(out_dir: Path) -> bool:
+        """A complete checkpoint (weights, optimizers, RNG states, data position) is in `out_dir`."""
+        return checkpoint_exists(out_dir)
+
     def __init__(
         self,
         model: nn.Module,
