@@ -43,7 +43,7 @@ CHANNELS: list[dict[str, Any]] = [
     {"name": "ease"},  # the channel's default reg_weight, 250: RecBole EASE's
     {"name": "ease_reg400", "type": "ease", "reg_weight": 400.0},  # the examples' value until 2026-12
     {"name": "als", "factors": 32, "regularization": 0.01, "alpha": 5.0, "iterations": 15},
-    {"name": "bpr", "threads": 1},  # torch BPR-MF at RecBole's BPR defaults, early-stopped on valid ndcg@10
+    {"name": "bpr", "threads": 1},  # torch BPR-MF: RecBole BPR defaults + weight decay 1e-5, early-stopped on valid
     {"name": "dssm", "threads": 1},
     {"name": "graphsage", "threads": 1},
     {"name": "youtube_dnn", "threads": 1},
