@@ -2,12 +2,15 @@
 
     bash bench/peers/setup.sh                       # RecBole's venv (once)
     python bench/recall_ml100k.py --rounds 3        # table on stdout, JSON in bench/work/recall/
+    python bench/recall_ml100k.py --data ../shared/datasets/ml-latest-small --split-seed 1 --channels ease,bpr \
+        --recbole-models EASE,BPR --no-implicit     # another data set (a GroupLens ratings.csv), another split
 
 The split is built once by recforge (rating >= 3, 10-core users and items, per-user random 8:1:1,
 valid/test floor(n/10) rows per user) and exported in the peers' split contract, so every model
 trains on the same rows and is scored by full ranking with train (valid) / train+valid (test) items
 masked. Pairs compared (quality on test, fit seconds within the same round):
-  itemcf  vs RecBole ItemKNN     ease vs RecBole EASE      bpr vs RecBole BPR
+  itemcf  vs RecBole ItemKNN     ease vs RecBole EASE      bpr (torch BPR-MF) vs RecBole BPR
+  ease_reg400 is EASE at the reg_weight the examples used until 2026-12 (tuned on ml-100k)
   graphsage (LightGCN-style propagation) vs RecBole LightGCN; MultiVAE is listed as a further peer
   als     vs implicit's ALS called directly (same options, same seed: the cost of recforge's wrapper)
   youtube_dnn / mind (multi-interest) are compared with each other (same towers and history)
@@ -37,9 +40,10 @@ PAIRS = [("itemcf", "ItemKNN"), ("ease", "EASE"), ("bpr", "BPR"), ("graphsage", 
 SHOWN = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10", "recall@50")
 CHANNELS: list[dict[str, Any]] = [
     {"name": "itemcf", "top_n": 100},  # RecBole ItemKNN: k=100, shrink 0, cosine
-    {"name": "ease", "reg_weight": 250.0},  # RecBole EASE's default reg_weight
+    {"name": "ease"},  # the channel's default reg_weight, 250: RecBole EASE's
+    {"name": "ease_reg400", "type": "ease", "reg_weight": 400.0},  # the examples' value until 2026-12
     {"name": "als", "factors": 32, "regularization": 0.01, "alpha": 5.0, "iterations": 15},
-    {"name": "bpr", "factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 50},  # best of a sweep
+    {"name": "bpr", "threads": 1},  # torch BPR-MF: RecBole BPR defaults + weight decay 1e-5, early-stopped on valid
     {"name": "dssm", "threads": 1},
     {"name": "graphsage", "threads": 1},
     {"name": "youtube_dnn", "threads": 1},
@@ -47,15 +51,26 @@ CHANNELS: list[dict[str, Any]] = [
 ]
 
 
-def build_split(data: Path, work: Path) -> tuple[Any, Any, Path]:
-    """recforge's own split, and the same rows in the peers' contract (string ids, rating, timestamp)."""
-    from recforge.config.recall import InteractionsConfig
+def load_raw(data: Path) -> Any:
+    """A MovieLens directory (atomic / raw 100K / raw 1M) or a GroupLens `ratings.csv` (ml-latest-small)."""
     from recforge.config.schema import DataConfig
     from recforge.data.sources import load_source
+
+    ratings = data / "ratings.csv"
+    if ratings.exists():
+        tables = {"behavior": str(ratings), "user_key": "userId", "item_key": "movieId"}
+        return load_source(DataConfig.model_validate({"source": "tables", "tables": tables}))
+    return load_source(DataConfig(source="movielens", path=str(data)))
+
+
+def build_split(data: Path, work: Path, seed: int = 2020) -> tuple[Any, Any, Path]:
+    """recforge's own split, and the same rows in the peers' contract (string ids, rating, timestamp)."""
+    from recforge.config.recall import PRESETS, InteractionsConfig
     from recforge.recall.build import build_recall_data
 
-    raw = load_source(DataConfig(source="movielens", path=str(data)))
-    recall_data = build_recall_data(raw, InteractionsConfig(preset="recbole_general", weight="rating"))
+    raw = load_raw(data)
+    split_cfg = PRESETS["recbole_general"]["split"].model_copy(update={"seed": seed})  # type: ignore[attr-defined]
+    recall_data = build_recall_data(raw, InteractionsConfig(preset="recbole_general", weight="rating", split=split_cfg))
     split = work / "split"
     split.mkdir(parents=True, exist_ok=True)
     for name in ("train", "valid", "test"):
@@ -171,6 +186,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets" / "ml-100k")
     parser.add_argument("--work", type=Path, default=BENCH / "work" / "recall")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--split-seed", type=int, default=2020, help="seed of the per-user random 8:1:1 split")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--recbole-models", default="ItemKNN,EASE,BPR,LightGCN,MultiVAE", help="comma-separated RecBole models"
@@ -180,7 +196,7 @@ def main() -> None:
     args = parser.parse_args()
     names = [c for c in args.channels.split(",") if c]
     args.work.mkdir(parents=True, exist_ok=True)
-    raw, data, split = build_split(args.data, args.work)
+    raw, data, split = build_split(args.data, args.work, args.split_seed)
     rounds = []
     for r in range(args.rounds):
         result = recforge_side(raw, data, args.threads, names)
@@ -196,7 +212,8 @@ def main() -> None:
             flush=True,
         )
     (args.work / "results.json").write_text(json.dumps(rounds, indent=1))
-    print(f"\nml-100k RecBole general protocol, test split, {args.rounds} round(s), {args.threads} threads\n")
+    print(f"\n{args.data.name} RecBole general protocol, split seed {args.split_seed}, test split, ", end="")
+    print(f"{args.rounds} round(s), {args.threads} threads\n")
     print(table(rounds))
 
 

@@ -34,7 +34,7 @@ NEURAL = {"epochs": 2, "batch_size": 512, "threads": 1, "patience": None, "dim":
 HNSW = {"kind": "hnsw", "threads": 1}
 CHANNELS = [
     {"name": "als", "factors": 32, "iterations": 10, "index": HNSW},
-    {"name": "bpr", "factors": 32, "iterations": 60, "index": {**HNSW, "hnsw": {"mips_to_l2": True}}},
+    {"name": "bpr", **NEURAL, "epochs": 10, "lr": 0.02, "index": {**HNSW, "hnsw": {"mips_to_l2": True}}},
     {"name": "dssm", "hidden": [64], **NEURAL, "index": HNSW},
     {"name": "graphsage", **NEURAL, "index": {"kind": "ivf", "threads": 1, "ivf": {"nprobe": 8}}},
 ]
@@ -132,7 +132,7 @@ def test_flat_index_gives_the_exact_lists(model: RecallModel, query: Query, name
 
 @pytest.mark.parametrize("name", [c["name"] for c in CHANNELS])
 def test_approximate_index_overlaps_exact(model: RecallModel, query: Query, name: str) -> None:
-    # measured: als 0.997, bpr 1.000, dssm 1.000, graphsage 1.000 (hnsw ef_search=16 instead: 0.96, 0.91, 0.57, 0.85)
+    # measured: als 0.997, bpr 0.991, dssm 1.000, graphsage 1.000 (hnsw ef_search=16 instead: 0.96, 0.69, 0.57, 0.85)
     channel = embedding(model, name)
     got, want = channel.recommend(query, K), exact(channel, query)
     assert overlap(got.items, want.items) >= 0.95, overlap(got.items, want.items)

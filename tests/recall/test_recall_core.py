@@ -10,11 +10,11 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from recforge.config.recall import InteractionsConfig, RecallConfig
+from recforge.config.recall import ChannelConfig, InteractionsConfig, RecallConfig
 from recforge.data.raw import RawTables
 from recforge.errors import ConfigError, DataError
 from recforge.recall.build import build_recall_data, k_core
-from recforge.recall.channels import FitContext, Query
+from recforge.recall.channels import FitContext, Query, build_channel
 from recforge.recall.channels.base import Candidates, masked_topk
 from recforge.recall.interactions import Interactions, Vocab
 from recforge.recall.merge import FALLBACK, merge_candidates
@@ -187,6 +187,26 @@ def test_ease_matches_closed_form_and_channels_beat_popular(tmp_path: Path) -> N
     again = loaded.recall(loaded.query(users, exclude=train.binary()))
     first = model.recall(query)
     assert np.array_equal(first.items, again.items) and np.array_equal(first.sources, again.sources)
+
+
+def recbole_ease_scores(x: sp.csr_matrix, reg_weight: float) -> np.ndarray:
+    """RecBole 1.2.1 EASE, step for step in numpy: G = XᵀX + λI, P = G⁻¹, B = P / -diag(P), diag(B) = 0, XB."""
+    gram = (x.T @ x).toarray().astype(np.float64) + reg_weight * np.eye(x.shape[1])
+    p = np.linalg.inv(gram)
+    b = p / (-np.diag(p))
+    np.fill_diagonal(b, 0.0)
+    return np.asarray(x @ b)
+
+
+def test_ease_scores_equal_recboles_closed_form_at_its_default() -> None:
+    inter = _planted(n_users=120, n_items=96)
+    channel = build_channel(ChannelConfig(name="ease"))
+    assert channel.options.reg_weight == 250.0  # type: ignore[attr-defined]  # RecBole EASE's default
+    vocab = Vocab(pa.array(np.arange(120)), pa.array(np.arange(96)))
+    channel.fit(inter, FitContext(vocab=vocab, progress=False))
+    x = inter.binary()
+    ours = channel.scores(Query(np.arange(120), x))  # type: ignore[attr-defined]
+    np.testing.assert_allclose(ours, recbole_ease_scores(x, 250.0), rtol=0, atol=1e-6)
 
 
 def test_cold_users_get_fallback_and_als_folds_in_history() -> None:

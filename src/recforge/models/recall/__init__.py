@@ -1,7 +1,8 @@
-"""Matching (recall) models: two towers (DSSM, YouTube-DNN) and a GraphSAGE-style bipartite graph encoder."""
+"""Matching (recall) models: two towers (DSSM, YouTube-DNN), a GraphSAGE-style bipartite graph encoder, MF."""
 
 from recforge.models.recall.dssm import DSSM, DSSMConfig
 from recforge.models.recall.graphsage import GraphConfig, GraphSAGE, bipartite_adjacency
+from recforge.models.recall.mf import MatrixFactorization
 from recforge.models.recall.mind import MIND, MINDConfig
 from recforge.models.recall.towers import History, Tower, TwoTower, TwoTowerConfig, cap_rows, history_rows
 from recforge.models.recall.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
@@ -14,6 +15,7 @@ __all__ = [
     "GraphSAGE",
     "History",
     "MINDConfig",
+    "MatrixFactorization",
     "Tower",
     "TwoTower",
     "TwoTowerConfig",

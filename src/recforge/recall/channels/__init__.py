@@ -1,6 +1,7 @@
 """Recall channels; importing this package registers every built-in channel in `CHANNELS`."""
 
 from recforge.recall.channels import (
+    bpr,
     ease,
     graph,
     matrix_factorization,
@@ -28,6 +29,7 @@ __all__ = [
     "Query",
     "RecallChannel",
     "ScoringChannel",
+    "bpr",
     "build_channel",
     "channel_options",
     "ease",

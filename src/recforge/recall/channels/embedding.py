@@ -17,6 +17,7 @@ from abc import abstractmethod
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from pydantic import BaseModel, Field, field_validator
 
 from recforge.config.ann import IndexConfig
@@ -27,6 +28,19 @@ from recforge.recall.interactions import Interactions
 
 log = logging.getLogger(__name__)
 INDEX_DIR = "index"  # inside the channel's bundle directory
+
+
+def history_mean(history: sp.csr_matrix, item_vectors: np.ndarray) -> np.ndarray:
+    """float32 [U, D]: each row's mean history item vector (weights ignored), NaN where the history is empty.
+
+    How a channel without a user-side model places a user it was not trained on (a cold user).
+    """
+    binary = history.tocsr(copy=True)
+    binary.data[:] = 1.0
+    counts = np.asarray(binary.sum(axis=1)).ravel()
+    out = np.asarray(binary @ item_vectors, dtype=np.float32) / np.maximum(counts, 1)[:, None]
+    out[counts == 0] = np.nan
+    return out
 
 
 class IndexOption(BaseModel):

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from recforge.models.recall import GraphConfig, GraphSAGE, bipartite_adjacency
 from recforge.recall.channels.base import FitContext, Query, register_channel
-from recforge.recall.channels.embedding import IndexOption
+from recforge.recall.channels.embedding import IndexOption, history_mean
 from recforge.recall.channels.neural import NeuralChannel
 from recforge.recall.interactions import Interactions
 from recforge.recall.retrieval import RetrievalResult, RetrievalTrainer, RetrievalTrainOptions, torch_threads
@@ -90,11 +90,7 @@ class GraphSAGEChannel(NeuralChannel):
         out[known] = self.user_table.numpy()[users[known]]
         cold = np.flatnonzero(~known)
         if cold.size:
-            history = query.history[cold].tocsr()
-            history.data[:] = 1.0
-            counts = np.asarray(history.sum(axis=1)).ravel()
-            pooled = (history @ self.item_table.numpy()) / np.maximum(counts, 1)[:, None]
-            out[cold[counts > 0]] = pooled[counts > 0]
+            out[cold] = history_mean(query.history[cold], self.item_table.numpy())
         return out
 
     def state(self) -> dict[str, Any]:

@@ -1,14 +1,14 @@
-"""ALS and BPR matrix factorization through `implicit` (its CPU kernels, not a re-implementation).
+"""ALS matrix factorization through `implicit` (its CPU kernels, not a re-implementation).
 
 Scores are user_factors · item_factors. A user unknown at fit time but with history gets factors
-solved from that history (ALS only: BPR has no closed-form user step), so fresh users still recall.
+solved from that history (one ALS user step), so fresh users still recall. BPR is trained in torch
+with validation early stopping instead (channels.bpr).
 With `index:` (channels.embedding) recommend searches a Faiss index over the item factors instead.
 """
 
 from __future__ import annotations
 
 import os
-from abc import abstractmethod
 from typing import Any
 
 import numpy as np
@@ -31,32 +31,21 @@ class ALSOptions(IndexOption):
     binary: bool = Field(True, description="Fit on 0/1 interactions instead of weights.")
 
 
-class BPROptions(IndexOption):
-    model_config = ConfigDict(extra="forbid")
-    factors: int = Field(64, ge=1)
-    learning_rate: float = Field(0.05, gt=0)
-    regularization: float = Field(0.01, ge=0)
-    iterations: int = Field(200, ge=1)
-    binary: bool = Field(True, description="Fit on 0/1 interactions instead of weights.")
-
-
 def _threads() -> int:
     return int(os.environ.get("RECFORGE_THREADS", 0)) or torch.get_num_threads()
 
 
-class ImplicitChannel(EmbeddingChannel):
-    """Shared part of the `implicit` models: fit on the user-item CSR, score by factor products."""
+@register_channel("als")
+class ALSChannel(EmbeddingChannel):
+    """implicit's ALS fitted on the user-item CSR, scored by factor products."""
 
-    options: ALSOptions | BPROptions
+    options_class = ALSOptions
+    options: ALSOptions
 
-    def __init__(self, name: str, options: ALSOptions | BPROptions) -> None:
+    def __init__(self, name: str, options: ALSOptions) -> None:
         super().__init__(name, options)
         self.user_factors = np.zeros((0, options.factors), dtype=np.float32)
         self.item_factors = np.zeros((0, options.factors), dtype=np.float32)
-
-    @abstractmethod
-    def _model(self, seed: int) -> Any:
-        """A fresh `implicit` model with this channel's options."""
 
     def fit_vectors(self, train: Interactions, context: FitContext) -> None:
         matrix = train.binary() if self.options.binary else train.matrix
@@ -68,12 +57,12 @@ class ImplicitChannel(EmbeddingChannel):
         self.item_factors = np.asarray(self.model.item_factors, dtype=np.float32)
 
     def item_vectors(self) -> np.ndarray:
-        """float32 [n_items, factors] (bpr: + its item bias column), row = item code."""
+        """float32 [n_items, factors], row = item code."""
         self.require_fitted(len(self.item_factors) > 0)
         return self.item_factors
 
     def user_vectors(self, query: Query) -> np.ndarray:
-        """[U, factors]; rows of unknown users are NaN unless `_fold_in` can solve them from history."""
+        """[U, factors]; unknown users with history get factors solved from it, the rest are NaN."""
         self.require_fitted(len(self.item_factors) > 0)
         known = (query.users >= 0) & (query.users < len(self.user_factors))
         out = np.full((len(query), self.item_factors.shape[1]), np.nan, dtype=np.float32)
@@ -82,9 +71,6 @@ class ImplicitChannel(EmbeddingChannel):
         if cold.size:
             out[cold] = self._fold_in(query.history[cold])
         return out
-
-    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
-        return np.full((history.shape[0], self.item_factors.shape[1]), np.nan, dtype=np.float32)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -95,12 +81,6 @@ class ImplicitChannel(EmbeddingChannel):
     def load_state(self, state: dict[str, Any]) -> None:
         self.user_factors = state["user_factors"].numpy()
         self.item_factors = state["item_factors"].numpy()
-
-
-@register_channel("als")
-class ALSChannel(ImplicitChannel):
-    options_class = ALSOptions
-    options: ALSOptions
 
     def _model(self, seed: int) -> Any:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -128,22 +108,3 @@ class ALSChannel(ImplicitChannel):
             a = gram + (yi.T * conf) @ yi + self.options.regularization * np.eye(y.shape[1])
             out[row] = np.linalg.solve(a, yi.T @ (1.0 + conf))
         return out
-
-
-@register_channel("bpr")
-class BPRChannel(ImplicitChannel):
-    options_class = BPROptions
-    options: BPROptions
-
-    def _model(self, seed: int) -> Any:
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
-
-        o = self.options
-        return BayesianPersonalizedRanking(
-            factors=o.factors,
-            learning_rate=o.learning_rate,
-            regularization=o.regularization,
-            iterations=o.iterations,
-            num_threads=_threads(),
-            random_state=seed,
-        )
