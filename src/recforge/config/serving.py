@@ -29,6 +29,12 @@ class HttpConfig(Strict):
     api_key_env: str | None = Field(None, description="Read the API key from this environment variable instead.")
     max_candidates: int = Field(100_000, ge=1, description="Larger candidate lists get a 413, not a slow answer.")
     max_k: int = Field(1_000, ge=1)
+    scoring_threads: int = Field(
+        1,
+        ge=1,
+        description="Threads of one server process that parse and score requests, off its event loop (which keeps "
+        "answering health checks). One keeps the tail short: more threads only fight over the GIL.",
+    )
     workers: int = Field(
         1,
         ge=1,

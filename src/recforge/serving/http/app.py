@@ -8,6 +8,7 @@ answering. A 500 means a recforge bug.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -46,15 +47,16 @@ def create_app(service: Service) -> FastAPI:
     """The FastAPI app over a built Service; the watcher starts and stops with the app."""
     config = service.config
     api_key = os.environ.get(config.http.api_key_env) if config.http.api_key_env else config.http.api_key
+    scoring = ThreadPoolExecutor(config.http.scoring_threads, thread_name_prefix="recforge-scoring")
     app = FastAPI(
         title="recforge",
         version=__version__,
         docs_url=None,
         redoc_url=None,
         on_startup=[service.start],
-        on_shutdown=[service.stop],
+        on_shutdown=[service.stop, scoring.shutdown],
     )
-    app.state.service = service
+    app.state.service, app.state.scoring = service, scoring
     models = request_models(config.limits, config.http)
     routers = [build(service, models) for build in ROUTERS]
     routers += [health_router(service), metrics_router(service), docs_router(app.openapi_url or "/openapi.json")]

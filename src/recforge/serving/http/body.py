@@ -4,6 +4,7 @@ then one pydantic parse. Deeply nested JSON never reaches a recursive parser, so
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, MutableMapping
 from typing import Any, TypeVar
@@ -11,7 +12,6 @@ from typing import Any, TypeVar
 import numpy as np
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from recforge.serving.http.errors import HttpError, error_response, validation_error
 
@@ -90,10 +90,12 @@ class BodyLimit:
 
 
 async def off_the_loop(request: Request, work: Callable[[bytes], R]) -> R:
-    """Read the body on the event loop, then parse and score it on a worker thread.
+    """Read the body on the event loop, then parse and score it on the app's scoring threads.
 
     Scoring is CPU-bound; on the loop one heavy request would stall every other request of the worker
-    (health checks included). The thread pool lets numpy/torch release the GIL and the loop keep answering.
+    (health checks included). A small dedicated pool (`http.scoring_threads`, default 1) rather than
+    starlette's 40-thread one: requests queue in order instead of interleaving under the GIL, which
+    measured a shorter p99 at the same rate.
     """
     raw = await request.body()
-    return await run_in_threadpool(work, raw)
+    return await asyncio.get_running_loop().run_in_executor(request.app.state.scoring, work, raw)
