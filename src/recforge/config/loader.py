@@ -33,8 +33,12 @@ __all__ = [
 
 
 def parse_value(text: str) -> Any:
-    """`--set` values are YAML scalars/lists: `0.01`, `true`, `[64, 32]`, `deepfm`."""
-    return yaml.safe_load(text)
+    """`--set` values are YAML scalars/lists: `0.01`, `true`, `[64, 32]`, `deepfm`; text that is not valid
+    YAML (`a: b: c`, an unclosed `[`) is taken as the string it is, for the config's own checks to judge."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def apply_override(tree: dict[str, Any], assignment: str) -> None:
@@ -56,6 +60,8 @@ def set_path(tree: dict[str, Any], key: str, value: Any) -> None:
                 raise ConfigError(key, f"index {part} is out of range", fix="check the list length")
             node = node[part]
         else:
+            if not isinstance(node, dict):
+                raise ConfigError(key, f"{part!r} is under a value that is not a mapping", fix="check the key")
             if part not in node or node[part] is None:
                 node[part] = [] if isinstance(nxt, int) else {}
             node = node[part]

@@ -33,14 +33,22 @@ def yaml_path(loc: Loc) -> str:
 
 
 def parse_key(key: str) -> list[str | int]:
-    """The dotted path of a `--set` key: 'features[2].dim' -> ['features', 2, 'dim']."""
+    """The dotted path of a `--set` key: 'features[2].dim' -> ['features', 2, 'dim'].
+
+    An empty name ('a..b') or an index that is not a whole number ('features[x]') is a ConfigError.
+    """
     parts: list[str | int] = []
+    fix = "write the key as dotted.names with [N] list indexes, e.g. features[2].dim"
     for token in key.strip().split("."):
-        name, _, rest = token.partition("[")
+        name, bracket, rest = token.partition("[")
+        if not name and not (bracket and parts):
+            raise ConfigError(key or "--set", "an empty name in the key", fix=fix)
         if name:
             parts.append(name)
         while rest:
             index, _, rest = rest.partition("]")
+            if not index.isdigit():
+                raise ConfigError(key, f"list index {index!r} is not a whole number", fix=fix)
             parts.append(int(index))
             rest = rest.lstrip("[")
     return parts
