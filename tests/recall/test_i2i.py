@@ -430,7 +430,7 @@ def spark_engine_ready() -> Iterator[None]:
     pytest.importorskip("pyspark")
     if shutil.which("java") is None:
         pytest.skip("Spark needs a Java runtime")
-    from recforge.recall.i2i.spark_engine import spark_session, stop_sessions
+    from recforge.data.spark_session import spark_session, stop_sessions
 
     spark_session(SPARK_MASTER, FAST_LOCAL_SPARK)
     yield

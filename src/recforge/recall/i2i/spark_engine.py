@@ -5,58 +5,16 @@ pyspark is imported only here and only when this engine runs; the session is cre
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from recforge.config.i2i import I2IConfig
-from recforge.errors import ConfigError
+from recforge.data.spark_session import spark_session
 from recforge.recall.i2i.plan import ENGINES, ROUND_SCORE, EngineOutput, Plan, check_output, key_stats_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-log = logging.getLogger(__name__)
-
-LOCAL_SHUFFLE_PARTITIONS = 2  # the default 200 makes small local jobs spend their time scheduling
-
-_started: list[SparkSession] = []  # sessions this module started, so only those are stopped here
-
-
-def spark_session(master: str, conf: dict[str, str] | None = None) -> SparkSession:
-    """The running Spark session, else a new one on `master` with quiet logs, no UI and `conf`.
-
-    A process holds one Spark context, so a running session (this module's or the caller's) is reused;
-    a different master is then logged and `conf` is not applied.
-    """
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise ConfigError(
-            "engine", "engine 'spark' needs pyspark, which is not installed", fix="pip install 'recforge[spark]'"
-        ) from None
-    running = SparkSession.getActiveSession()
-    if running is not None:
-        if running.sparkContext.master != master:
-            log.warning("Spark is already running on %s; using it instead of %s", running.sparkContext.master, master)
-        return running
-    builder = SparkSession.builder.master(master).appName("recforge-i2i")
-    settings = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
-    if master.startswith("local"):
-        settings["spark.sql.shuffle.partitions"] = str(LOCAL_SHUFFLE_PARTITIONS)
-    for name, value in {**settings, **(conf or {})}.items():
-        builder = builder.config(name, value)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
-    _started.append(session)
-    return session
-
-
-def stop_sessions() -> None:
-    """Stop the sessions this module started (tests and long-lived services call this at exit)."""
-    while _started:
-        _started.pop().stop()
 
 
 @ENGINES.register("spark")
