@@ -31,12 +31,12 @@ BENCH = Path(__file__).resolve().parent
 RUN = BENCH / "work" / "serving" / "run"
 
 
-def make_app(run: Path) -> Any:
+def make_app(run: Path, backend: str = "torch") -> Any:
     from recforge.config.serving import load_serving_config
     from recforge.serving.http.app import create_app
     from recforge.serving.service import build_service
 
-    config = load_serving_config(run / "serving.yaml", ["backend=torch", "threads=1"])
+    config = load_serving_config(run / "serving.yaml", [f"backend={backend}", "threads=1"])
     return create_app(build_service(run / "stream", config))
 
 
@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=RUN)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions by cumulative time")
     parser.add_argument("--dump", type=Path)
     parser.add_argument("--varied", action="store_true", help="exclude, recent items, filters, candidates, k")
@@ -136,7 +137,7 @@ def main() -> None:
         compare(*args.compare)
     import recforge
 
-    app = make_app(args.run)
+    app = make_app(args.run, args.backend)
     bodies = payloads(args.run, args.requests, args.varied)
     loop = asyncio.new_event_loop()
     loop.run_until_complete(serve_all(app, bodies[:50]))  # warm caches
