@@ -265,10 +265,16 @@ def test_two_worker_processes_share_the_port_and_both_answer(run: Run) -> None:
     try:
         with httpx.Client(base_url=srv.url, timeout=30) as client:
             answers = [client.post("/recommend", json={"user_id": u, "k": 3}) for u in range(40)]
+            frozen = frozen_objects(client.get("/metrics").text)
         assert all(a.status_code == 200 and len(a.json()["items"]) == 3 for a in answers)
         assert len({a.json()["version"] for a in answers}) == 1
+        assert frozen > 50_000  # the worker froze its start-up heap (libraries, app, model): no 100 ms GC stalls
     finally:
         stop_server(srv)
+
+
+def frozen_objects(metrics: str) -> float:
+    return float(next(line.split()[1] for line in metrics.splitlines() if line.startswith("recforge_gc_frozen")))
 
 
 # ------------------------------------------------------------------ hot swaps
@@ -328,6 +334,7 @@ def test_100_hot_swaps_under_load_fail_no_request(run: Run) -> None:
     assert ready["swaps"] == 100 and count[0] > 100
     assert len(versions) > 10, "requests were answered by many of the swapped-in versions"
     assert "recforge_model_swaps_total 100.0" in metrics and "recforge_model_swap_failures_total 1.0" in metrics
+    assert frozen_objects(metrics) > 50_000  # a single-worker `recforge serve` froze its start-up heap too
 
 
 # ------------------------------------------------------------------ Redis store, down and back

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -73,6 +75,11 @@ class ServiceMetrics:
         self.store_healthy = Gauge(
             "recforge_store_healthy", "1 while the feature store answers.", registry=self.registry
         )
+        self.gc_frozen = Gauge(
+            "recforge_gc_frozen_objects",
+            "Objects the serving process froze after start-up (kept out of full GC passes; 0: not frozen).",
+            registry=self.registry,
+        )
 
     def serving(self, name: str, version: str) -> None:
         """Point the model-info gauge at the version now being served."""
@@ -90,4 +97,5 @@ class ServiceMetrics:
         fallbacks = (store_stats or {}).get("fallbacks", 0)
         self.store_fallbacks.set(float(fallbacks) if isinstance(fallbacks, int | float) else 0.0)
         self.store_healthy.set(1.0 if store_healthy else 0.0)
+        self.gc_frozen.set(float(gc.get_freeze_count()))
         return generate_latest(self.registry)

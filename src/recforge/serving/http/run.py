@@ -10,7 +10,7 @@ from typing import Any
 
 from recforge.config.serving import ServingConfig
 from recforge.errors import EndpointError
-from recforge.serving.http.app import CONFIG_ENV, MODEL_ENV, create_app
+from recforge.serving.http.app import CONFIG_ENV, MODEL_ENV, create_app, freeze_startup_heap
 from recforge.serving.service import Service
 
 
@@ -39,7 +39,9 @@ def run_service(model: str | Path, service: Service, config: ServingConfig) -> N
 
     options: dict[str, Any] = {"host": config.http.host, "port": config.http.port, "log_level": "warning"}
     if config.http.workers == 1:
-        uvicorn.run(create_app(service), access_log=False, **options)
+        app = create_app(service)
+        freeze_startup_heap()
+        uvicorn.run(app, access_log=False, **options)
         return
     service.stop()
     os.environ[MODEL_ENV], os.environ[CONFIG_ENV] = str(Path(model).resolve()), config.model_dump_json()
