@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from recforge.config.schema import SplitConfig
 from recforge.data.duck import fetch_arrow
-from recforge.data.sql_dialect import DIALECTS, HASHED_KINDS, Dialect, as_text
+from recforge.data.sql_dialect import DIALECTS, HASHED_KINDS, Dialect, arrow_kind, as_text
 from recforge.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -59,21 +59,6 @@ def required_columns(cfg: SplitConfig) -> dict[str, str]:
         "by_date": {cfg.time_column: "data.split.time_column"},
     }
     return needs[cfg.method]
-
-
-def arrow_kind(kind: pa.DataType) -> str:
-    """The engine-neutral kind of an Arrow column type (see `sql_dialect.HASHED_KINDS`)."""
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    checks = (
-        ("boolean", pa.types.is_boolean),
-        ("integer", pa.types.is_integer),
-        ("float", pa.types.is_floating),
-        ("string", lambda k: pa.types.is_string(k) or pa.types.is_large_string(k)),
-        ("date", pa.types.is_date),
-        ("timestamp", pa.types.is_timestamp),
-    )
-    return next((name for name, check in checks if check(kind)), "other")
 
 
 def _hash(cfg: SplitConfig, kinds: dict[str, str], dialect: Dialect) -> str:

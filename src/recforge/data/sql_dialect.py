@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from recforge.registry import Registry
 
 # Column kinds the split hash reads as text identically on both engines (floats print differently: excluded)
@@ -36,3 +38,18 @@ def as_text(dialect: Dialect, column: str, kind: str) -> str:
     quoted = dialect.quote(column)
     value = dialect.epoch_micros(quoted) if kind == "timestamp" else quoted
     return f"coalesce(CAST({value} AS STRING), '~null~')"
+
+
+def arrow_kind(kind: pa.DataType) -> str:
+    """The engine-neutral kind of an Arrow column type (see `sql_dialect.HASHED_KINDS`)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    checks = (
+        ("boolean", pa.types.is_boolean),
+        ("integer", pa.types.is_integer),
+        ("float", pa.types.is_floating),
+        ("string", lambda k: pa.types.is_string(k) or pa.types.is_large_string(k)),
+        ("date", pa.types.is_date),
+        ("timestamp", pa.types.is_timestamp),
+    )
+    return next((name for name, check in checks if check(kind)), "other")
