@@ -12,8 +12,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from recforge.config.schema import DataConfig, LabelRule
-from recforge.data.sql_engine import SqlEngine
+from recforge.config.schema import DataConfig, LabelRule, SplitConfig
+from recforge.data.sql_engine import SqlEngine, duckdb_accepts
 from recforge.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,9 @@ def _side_join(
         while out in taken or out == ROW:
             out = side.name[:-1] + "_" + out
         if out != column:
-            log.warning("%s: column %r of the %s table is renamed %r (the name is taken)", origin, column, side.name, out)
+            log.warning(
+                "%s: column %r of the %s table is renamed %r (the name is taken)", origin, column, side.name, out
+            )
         taken[out] = (side.name, column)
         select.append(f"{alias}.{q(column)} AS {q(out)}")
     left, right = f"b.{q(side.key)}", f"{alias}.{q(side.key)}"
@@ -134,9 +136,12 @@ def check_expression(engine: SqlEngine, expr: str, relation: str, yaml_path: str
         kind, name = engine.columns(f"SELECT ({expr}) AS x FROM {relation}")["x"]
     except engine.errors as exc:
         columns = [c for c in engine.columns(f"SELECT * FROM {relation}") if not c.startswith("__")]
+        only = ""
+        if engine.dialect.name != "DuckDB" and duckdb_accepts(expr, engine.empty(relation)):
+            only = f" (DuckDB reads it, {engine.dialect.name} does not: keep to the SQL both engines read)"
         raise ConfigError(
             yaml_path,
-            f"{engine.dialect.name} cannot evaluate {expr!r}: {str(exc).strip().splitlines()[0]}",
+            f"{engine.dialect.name} cannot evaluate {expr!r}{only}: {str(exc).strip().splitlines()[0]}",
             fix=f"write a SQL boolean expression over the columns {columns} in the subset both engines read "
             f"({SUBSET_DOC})",
         ) from None
@@ -159,7 +164,13 @@ def apply_rule(
     counts["dropped"] = counts["raw"] - int(kept)
     counts["rows"] = int(kept)
     if counts["dropped"]:
-        log.info("%s: label_rule.drop %r removed %s of %s rows", origin, rule.drop, f"{counts['dropped']:,}", f"{counts['raw']:,}")
+        log.info(
+            "%s: label_rule.drop %r removed %s of %s rows",
+            origin,
+            rule.drop,
+            f"{counts['dropped']:,}",
+            f"{counts['raw']:,}",
+        )
     if kept == 0:
         raise DataError(
             f"{origin}: `data.label_rule.drop: {rule.drop}` removed all {counts['raw']:,} rows"
@@ -254,16 +265,26 @@ def label_rows(
     engine.create("labelled", f"SELECT {select_list(engine, columns, casts)} FROM ruled")
     for target in targets:
         check_target(engine, "labelled", target, origin)
-    if cfg.label_rule is None:
-        counts["dropped"] = 0
-        counts["rows"] = engine.rows("SELECT count(*) FROM labelled")[0][0]
     if cfg.weight and cfg.weight not in columns:
         names = [c for c in columns if not c.startswith("__")]
         raise DataError(
             f"{origin}: no weight column {cfg.weight!r}; the samples have {names}"
             "\n  fix: set `data.weight` to one of them, or remove it"
         )
-    sums = ", ".join(f"sum({engine.dialect.quote(label)})" for label in labels)
-    for i, (label, positive) in enumerate(zip(labels, engine.rows(f"SELECT {sums} FROM labelled")[0], strict=True)):
+    sums = "".join(f", sum({engine.dialect.quote(label)})" for label in labels)
+    total, *positives = engine.rows(f"SELECT count(*){sums} FROM labelled")[0]
+    if cfg.label_rule is None:
+        counts["dropped"] = 0
+        counts["rows"] = int(total)
+    for i, (label, positive) in enumerate(zip(labels, positives, strict=True)):
         counts["positive" if i == 0 else f"positive:{label}"] = int(positive or 0)
     return sources
+
+
+def require_rows(split: str, cfg: SplitConfig, origin: str, counts: dict[str, int]) -> None:
+    """A split the config asks for must not come out empty."""
+    if not counts[split]:
+        raise DataError(
+            f"{origin}: split {split!r} ({cfg.method}) is empty ({counts['rows']:,} labelled rows)"
+            "\n  fix: adjust `data.split` (ratios or dates), or use more data"
+        )

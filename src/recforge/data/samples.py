@@ -8,21 +8,22 @@ silently: unmatched joins, rule drops and split sizes are all counted in `Sample
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from recforge.config.schema import DataConfig, LabelRule
+from recforge.config.engine import SampleEngine, SparkConfig
+from recforge.config.schema import DataConfig
 from recforge.data.classes import require_both_classes
 from recforge.data.duck import fetch_arrow
 from recforge.data.history import add_history
 from recforge.data.negatives import add_negatives, split_with_negatives
 from recforge.data.raw import RawTables
 from recforge.data.readers import count_rows, read_schema, write_parquet
-from recforge.data.sample_plan import ROW, Side, label_rows
+from recforge.data.sample_plan import ROW, Side, label_rows, require_rows
 from recforge.data.sources import load_source
 from recforge.data.splits import SPLITS, expected_splits
 from recforge.data.sql_engine import DuckSql
@@ -42,24 +43,37 @@ class SamplePaths:
 
 
 def build_samples(
-    cfg: DataConfig, out_dir: str | Path, labels: Sequence[str] | None = None, targets: Sequence[str] = ()
+    cfg: DataConfig,
+    out_dir: str | Path,
+    labels: Sequence[str] | None = None,
+    targets: Sequence[str] = (),
+    engine: SampleEngine = "duckdb",
+    spark: SparkConfig | None = None,
 ) -> SamplePaths:
     """Load the source, join, label and split it into `out_dir/{train,valid,test}.parquet`.
 
     `labels`: the 0/1 label columns (a multi-task pipeline's task labels; default `data.label`);
     `targets`: numeric label columns of regression tasks. Every 0/1 label must hold both classes in train.
+    `engine` builds them (duckdb in this process, or spark on `spark`); both give the same rows.
     """
     binary = tuple(labels) if labels is not None else (cfg.label,)
     if cfg.source == "samples":
         paths = prebuilt_samples(cfg, [*binary, *targets])
     else:
-        paths = _split_samples(cfg, out_dir, binary, targets)
+        build = SAMPLE_ENGINES[engine]
+        split_paths, counts = build(cfg, out_dir, spark or SparkConfig(), binary, targets)
+        log.info("samples in %s (%s): %s", out_dir, engine, counts)
+        paths = SamplePaths(
+            train=str(split_paths["train"]), valid=split_paths["valid"], test=split_paths["test"], counts=counts
+        )
     require_both_classes(paths.train, binary)
     return paths
 
 
-def _split_samples(cfg: DataConfig, out_dir: str | Path, labels: Sequence[str], targets: Sequence[str]) -> SamplePaths:
-    """Load the source, join, label, add history and write each split's rows."""
+def _duckdb_samples(
+    cfg: DataConfig, out_dir: str | Path, spark: SparkConfig, labels: Sequence[str], targets: Sequence[str]
+) -> tuple[dict[str, str | None], dict[str, int]]:
+    """Load the source, join, label, add history and write each split's rows (in behavior order)."""
     raw = load_source(cfg)
     sampled = raw if cfg.negatives is None else add_negatives(raw, cfg.negatives, cfg.label)
     table, counts = join_and_label(sampled, cfg, labels, targets)
@@ -72,20 +86,26 @@ def _split_samples(cfg: DataConfig, out_dir: str | Path, labels: Sequence[str], 
     for code, (name, wanted) in enumerate(zip(SPLITS, expected_splits(cfg.split), strict=True)):
         rows = np.flatnonzero(codes == code)
         counts[name] = int(rows.size)
-        if not wanted:
-            paths[name] = None
-            continue
-        if rows.size == 0:
-            raise DataError(
-                f"{raw.origin or cfg.source}: split {name!r} ({cfg.split.method}) is empty "
-                f"({counts['rows']:,} labelled rows)"
-                "\n  fix: adjust `data.split` (ratios or dates), or use more data"
-            )
-        path = f"{base}/{name}.parquet"
-        write_parquet(table.take(pa.array(rows)), path)
-        paths[name] = path
-    log.info("samples in %s: %s", base, counts)
-    return SamplePaths(train=str(paths["train"]), valid=paths["valid"], test=paths["test"], counts=counts)
+        paths[name] = None
+        if wanted:
+            require_rows(name, cfg.split, raw.origin or cfg.source, counts)
+            path = paths[name] = f"{base}/{name}.parquet"
+            write_parquet(table.take(pa.array(rows)), path)
+    return paths, counts
+
+
+def _spark_samples(
+    cfg: DataConfig, out_dir: str | Path, spark: SparkConfig, labels: Sequence[str], targets: Sequence[str]
+) -> tuple[dict[str, str | None], dict[str, int]]:
+    from recforge.data.spark_samples import spark_samples  # imports pyspark, only when asked for
+
+    return spark_samples(cfg, out_dir, spark, labels, targets)
+
+
+SampleBuilder = Callable[
+    [DataConfig, "str | Path", SparkConfig, Sequence[str], Sequence[str]], tuple[dict[str, str | None], dict[str, int]]
+]
+SAMPLE_ENGINES: dict[str, SampleBuilder] = {"duckdb": _duckdb_samples, "spark": _spark_samples}
 
 
 def prebuilt_samples(cfg: DataConfig, labels: Sequence[str] = ()) -> SamplePaths:

@@ -221,7 +221,9 @@ def _warn_milliseconds(column: pa.ChunkedArray, name: str, origin: str) -> None:
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         largest = pc.max(column).as_py()
         if largest is not None and largest > 1e11:
-            log.warning("%s: column %r looks like milliseconds (max %.0f); dates compare as seconds", origin, name, largest)
+            log.warning(
+                "%s: column %r looks like milliseconds (max %.0f); dates compare as seconds", origin, name, largest
+            )
 
 
 def parse_when(text: str, yaml_path: str) -> float:

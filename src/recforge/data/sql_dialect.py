@@ -27,9 +27,7 @@ class Dialect:
 
 
 DIALECTS: Registry[Dialect] = Registry("sql dialect")
-DIALECTS.register("duckdb")(
-    Dialect("DuckDB", lambda n: '"' + n.replace('"', '""') + '"', lambda c: f"epoch_us({c})")
-)
+DIALECTS.register("duckdb")(Dialect("DuckDB", lambda n: '"' + n.replace('"', '""') + '"', lambda c: f"epoch_us({c})"))
 DIALECTS.register("spark")(Dialect("Spark", lambda n: "`" + n.replace("`", "``") + "`", lambda c: f"unix_micros({c})"))
 
 

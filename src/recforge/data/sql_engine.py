@@ -29,6 +29,10 @@ class SqlEngine(Protocol):
         """Make `name` refer to the result of `sql`; `keep`: compute it once (it is read several times)."""
         ...
 
+    def empty(self, relation: str) -> pa.Table:
+        """`relation` without its rows: its Arrow schema, to test an expression on another engine."""
+        ...
+
     def columns(self, sql: str) -> dict[str, tuple[str, str]]:
         """Each output column of `sql`: (kind as in `splits.arrow_kind`, the engine's own type name)."""
         ...
@@ -52,6 +56,9 @@ class DuckSql:
     def create(self, name: str, sql: str, keep: bool = False) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP {'TABLE' if keep else 'VIEW'} {name} AS {sql}")
 
+    def empty(self, relation: str) -> pa.Table:
+        return fetch_arrow(self.con, f"SELECT * FROM {relation} LIMIT 0")
+
     def columns(self, sql: str) -> dict[str, tuple[str, str]]:
         schema = fetch_arrow(self.con, f"SELECT * FROM ({sql}) q LIMIT 0").schema
         described = self.con.execute(f"DESCRIBE {sql}").fetchall()
@@ -59,3 +66,16 @@ class DuckSql:
 
     def close(self) -> None:
         self.con.close()
+
+
+def duckdb_accepts(expr: str, table: pa.Table) -> bool:
+    """Does DuckDB evaluate `expr` over a relation shaped like `table` (registered as `rows`)?"""
+    engine = DuckSql()
+    try:
+        engine.register("rows", table)
+        engine.columns(f"SELECT ({expr}) AS x FROM rows")
+        return True
+    except duckdb.Error:
+        return False
+    finally:
+        engine.close()
