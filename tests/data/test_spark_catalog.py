@@ -17,6 +17,7 @@ from test_spark_samples import FAST_LOCAL_SPARK, SMALL_WORLD, assert_same_sample
 from recforge.config import load_config
 from recforge.config.schema import SyntheticConfig
 from recforge.data import build_samples
+from recforge.data.probe import data_files
 from recforge.data.synthetic import generate_synthetic
 from recforge.errors import ConfigError
 
@@ -97,6 +98,7 @@ def test_duckdb_refuses_a_catalog_table_naming_the_engine(tmp_path: Path) -> Non
         r"which engine 'duckdb' cannot read",
     ):
         build_samples(cfg.data, tmp_path / "out")
+    assert data_files(cfg.data) == [("data.tables.users", "u.parquet"), ("data.tables.items", "i.parquet")]
 
 
 @pytest.mark.slow
