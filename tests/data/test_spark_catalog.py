@@ -85,7 +85,8 @@ def test_hive_partition_gives_the_samples_of_its_parquet_file(tmp_path: Path) ->
         [{**create, "master": "local[2]", "conf": conf}, {"config": config, "sets": [], "out": str(tmp_path / "hive")}]
     )
     assert counts[0]["raw"] == pq.read_metadata(files[DAYS[1]]).num_rows  # the partition only
-    assert counts[0] == duck.counts
+    file_reading = {"behavior_lines", "behavior_bad_lines"}  # the catalog table is not a file recforge parses
+    assert counts[0] == {key: value for key, value in duck.counts.items() if key not in file_reading}
     assert_same_samples(str(tmp_path / "hive"), duck)
 
 

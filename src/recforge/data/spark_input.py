@@ -120,6 +120,7 @@ def _catalog_inputs(engine: SparkSql, cfg: DataConfig, tables: TablesConfig) -> 
             fix="sample negatives into the table upstream, or give the log as files",
         )
     sides = []
+    counts: dict[str, int] = {}
     for name, key in (("behavior", ""), ("users", tables.user_key), ("items", tables.item_key)):
         spec = getattr(tables, name)
         yaml_path = f"data.tables.{name}"
@@ -128,13 +129,14 @@ def _catalog_inputs(engine: SparkSql, cfg: DataConfig, tables: TablesConfig) -> 
         if isinstance(spec, CatalogTable):
             frame = _catalog_frame(engine, spec, cfg.date, yaml_path)
         else:
-            table, _ = read_table_file(spec, yaml_path)
+            table, table_counts = read_table_file(spec, yaml_path)
+            counts.update({f"{name}_{what}": value for what, value in table_counts.items()})
             frame = engine.spark.createDataFrame(table)
         if not key:
             frame = frame.withColumn(ROW, F.monotonically_increasing_id())
         engine.view(name, frame, keep=not key)
         if key:
             sides.append(Side(name, key, frame.columns))
-    counts = {"raw": engine.rows("SELECT count(*) FROM behavior")[0][0]}
+    counts["raw"] = engine.rows("SELECT count(*) FROM behavior")[0][0]
     origin = tables.behavior.table if isinstance(tables.behavior, CatalogTable) else tables.behavior.path
     return SparkInputs(sides, origin, counts)
