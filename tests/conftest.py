@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from spark_cluster import spark_standalone_master  # noqa: F401 (fixture: a real Spark standalone cluster)
 
 from redis_server import redis_server, redis_url  # noqa: F401 (fixtures: a real redis-server for any test)
 from support import REPO

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -17,13 +19,25 @@ def users_table(sizes: list[int]) -> pa.Table:
     return pa.table({"user_id": [f"u{u}" for u in user[order]], "timestamp": ts[order]})
 
 
-def test_random_exact_sizes_and_seeded() -> None:
-    table = pa.table({"x": np.arange(1_001)})
+def test_random_sizes_follow_the_ratios_and_the_seed() -> None:
+    table = pa.table({"x": np.arange(100_001)})
     codes = assign_splits(table, SplitConfig(seed=5))
-    assert np.bincount(codes).tolist() == [801, 100, 100]
-    assert np.array_equal(codes, assign_splits(table, SplitConfig(seed=5)))
+    # each row lands by its own hash, so sizes are binomial around 80/10/10 % (3 sigma: +-380 / +-285)
+    assert np.bincount(codes).tolist() == [80_067, 9_958, 9_976]
+    share = np.array([int(hashlib.md5(f"5|{x}".encode()).hexdigest()[:15], 16) / 16**15 for x in range(100_001)])
+    assert np.array_equal(codes, np.where(share < 0.8, 0, np.where(share < 0.9, 1, 2)))  # md5 of "seed|x"
     assert not np.array_equal(codes, assign_splits(table, SplitConfig(seed=6)))
-    assert np.bincount(assign_splits(table, SplitConfig(ratios=(8, 2, 0)))).tolist() == [801, 200]
+    assert np.bincount(assign_splits(table, SplitConfig(ratios=(8, 2, 0))), minlength=3)[2] == 0
+
+
+def test_a_row_keeps_its_side_whatever_the_order_or_company() -> None:
+    """The hash of a row's values decides its side: shuffling or subsetting the rows changes nothing."""
+    table = pa.table({"user_id": [f"u{i % 97}" for i in range(5_000)], "item_id": np.arange(5_000)})
+    codes = assign_splits(table, SplitConfig(seed=1))
+    order = np.random.default_rng(0).permutation(5_000)[:3_000]
+    assert np.array_equal(assign_splits(table.take(pa.array(order)), SplitConfig(seed=1)), codes[order])
+    floats = table.append_column("score", pa.array(np.linspace(0, 1, 5_000)))  # floats are not hashed
+    assert np.array_equal(assign_splits(floats, SplitConfig(seed=1)), codes)
 
 
 def test_per_user_cuts_each_user() -> None:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from recforge.config.engine import SampleEngine, SparkConfig
 from recforge.config.features import FeatureConfig, Strict
 from recforge.config.negatives import NegativesConfig
 from recforge.config.online import FtrlConfig, OnlineConfig
@@ -76,6 +77,7 @@ class DataConfig(Strict):
     negatives: NegativesConfig | None = Field(
         None, description="Sample label-0 rows for a log of positives only (every log row, or its label-1 rows)."
     )
+    date: str | None = Field(None, description="The run's date: replaces `{date}` in catalog partition filters.")
 
 
 class ModelConfig(BaseModel):
@@ -171,6 +173,10 @@ class PipelineConfig(Strict):
 
     name: str = "recforge"
     data: DataConfig = DataConfig()
+    engine: SampleEngine = Field(
+        "duckdb", description="What builds the samples: duckdb in this process, or spark (see `spark:`)."
+    )
+    spark: SparkConfig = SparkConfig()
     embedding_dim: int = Field(16, ge=1, description="Default `dim` for features that give none.")
     features: list[FeatureConfig] = Field(
         default_factory=list, description="Ranking (and two-tower) features; ranking needs at least one."

@@ -47,11 +47,24 @@ class TableFile(Strict):
         return self.header if self.header is not None else self.columns is None
 
 
+class CatalogTable(Strict):
+    """A table of Spark's catalog (a Hive metastore's, say), read by `engine: spark` with a partition filter."""
+
+    table: str = Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)?$", description="`db.table` or `table`.")
+    partitions: str | None = Field(
+        None,
+        description="Spark SQL filter on partition columns, e.g. `ds = '{date}'`; `{date}` is `data.date`.",
+    )
+
+
+TableSpec = TableFile | CatalogTable
+
+
 class TablesConfig(Strict):
     """Raw warehouse-style tables: a behavior log joined with user and item tables."""
 
-    behavior: TableFile
-    users: TableFile | None = None
-    items: TableFile | None = None
+    behavior: TableSpec
+    users: TableSpec | None = None
+    items: TableSpec | None = None
     user_key: str = "user_id"
     item_key: str = "item_id"

@@ -8,6 +8,7 @@ import logging
 import pyarrow.fs as pafs
 
 from recforge.config.schema import DataConfig
+from recforge.config.tables import TableFile
 from recforge.data.criteo import iter_criteo
 from recforge.data.readers import is_delimited, iter_batches, resolve
 from recforge.data.sources import load_source
@@ -20,14 +21,15 @@ PROBE_ROWS = 256
 
 
 def data_files(cfg: DataConfig) -> list[tuple[str, str]]:
-    """(YAML path, file or directory) of everything `cfg` reads; the synthetic source reads nothing."""
+    """(YAML path, file or directory) of every file `cfg` reads; the synthetic source reads none."""
     if cfg.source in ("movielens", "criteo"):
         return [("data.path", cfg.path)] if cfg.path else []
     if cfg.source == "samples":
         return [(f"data.{name}", getattr(cfg, name)) for name in ("train", "valid", "test") if getattr(cfg, name)]
     if cfg.source == "tables" and cfg.tables is not None:
         specs = ((name, getattr(cfg.tables, name)) for name in ("behavior", "users", "items"))
-        return [(f"data.tables.{name}", spec.path) for name, spec in specs if spec is not None]
+        # a catalog table is Spark's to find: engine spark checks it exists before any work
+        return [(f"data.tables.{name}", spec.path) for name, spec in specs if isinstance(spec, TableFile)]
     return []
 
 

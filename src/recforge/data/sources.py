@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from recforge.config.schema import DataConfig
+from recforge.config.tables import CatalogTable, TableFile
 from recforge.data.criteo import load_criteo
 from recforge.data.movielens import load_movielens
 from recforge.data.raw import RawTables
@@ -61,6 +62,12 @@ def tables_source(cfg: DataConfig) -> RawTables:
     for name in ("behavior", "users", "items"):
         spec = getattr(tables, name)
         read[name] = None
+        if isinstance(spec, CatalogTable):
+            raise ConfigError(
+                f"data.tables.{name}.table",
+                f"{spec.table!r} is a table of Spark's catalog, which engine 'duckdb' cannot read",
+                fix="set `engine: spark` (with `spark.conf` pointing at the metastore), or give the table's files",
+            )
         if spec is not None:
             read[name], table_counts = read_table_file(spec, f"data.tables.{name}")
             counts.update({f"{name}_{key}": value for key, value in table_counts.items()})
@@ -71,7 +78,7 @@ def tables_source(cfg: DataConfig) -> RawTables:
         items=read["items"],
         user_key=tables.user_key,
         item_key=tables.item_key,
-        origin=tables.behavior.path,
+        origin=tables.behavior.path if isinstance(tables.behavior, TableFile) else tables.behavior.table,
         counts=counts,
     )
 

@@ -49,7 +49,7 @@ def autocross(
             "autocross scores crosses against one label; this config has several tasks",
             fix="run it on a single-task copy of the config (drop `tasks:`, set data.label)",
         )
-    samples = build_samples(cfg.data, Path(work_dir) / "samples")
+    samples = build_samples(cfg.data, Path(work_dir) / "samples", engine=cfg.engine, spark=cfg.spark)
     if samples.valid is None:
         raise ConfigError(
             "data.split",

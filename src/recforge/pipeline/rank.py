@@ -143,7 +143,7 @@ def _samples(cfg: PipelineConfig, out: Path, resume: bool) -> SamplePaths:
         if saved["recipe"] == recipe:
             log.info("resume: reusing the samples in %s", out)
             return SamplePaths(**saved["samples"])
-    samples = build_samples(cfg.data, out, labels=labels, targets=targets)
+    samples = build_samples(cfg.data, out, labels=labels, targets=targets, engine=cfg.engine, spark=cfg.spark)
     out.mkdir(parents=True, exist_ok=True)
     tmp = record.with_name("samples.json.tmp")
     tmp.write_text(json.dumps({"recipe": recipe, "samples": asdict(samples)}))
