@@ -19,6 +19,7 @@ from recforge.config.schema import PipelineConfig
 from recforge.config.tasks import task_labels
 from recforge.data.readers import read_table
 from recforge.data.samples import build_samples
+from recforge.errors import DataError
 from recforge.features import FeatureSet
 from recforge.features.columns import ColumnLayout
 from recforge.features.spark_fit import histogram_quantiles, spark_fit, spark_quantiles
@@ -234,3 +235,10 @@ def test_every_registered_kind_has_a_spark_fit() -> None:
     from recforge.features.spark_fit import SPARK_FITS
 
     assert SPARK_FITS.names() == FEATURE_KINDS.names()
+
+
+def test_missing_columns_are_named_before_any_spark_job(spark: Any) -> None:
+    configs = build_config({**small_synthetic(), "features": EVERY_KIND}).features
+    frame = spark.createDataFrame(pa.table({"user": [1, 2], "city": ["a", "b"]}))
+    with pytest.raises(DataError, match=r"lacks column\(s\) \['tags', 'spend', 'score', 'recent'\]"):
+        spark_fit(FeatureSet(configs), frame)

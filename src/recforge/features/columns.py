@@ -110,7 +110,7 @@ class ColumnLayout:
         missing = [c for c in self.arrow_schema().names if c not in table.schema.names]
         if missing:
             raise DataError(
-                f"{source}: transformed columns {missing} are missing",
+                f"{source}: transformed columns {missing} are missing; fix: re-run the Spark transform into it"
             )
         n = table.num_rows
         ids = np.empty((n, len(self.ids)), dtype=np.int64)

@@ -47,7 +47,7 @@ SPARK_FITS: Registry[SparkFit] = Registry("Spark feature fit")
 
 def spark_fit(features: FeatureSet, frame: DataFrame) -> FeatureSet:
     """Fit every feature of `features` on the training rows in `frame`; sets and returns `features`."""
-    frame = frame.select(*features.input_columns()).persist()
+    frame = frame.select(*require_columns(frame, features.input_columns())).persist()
     try:
         if frame.limit(1).count() == 0:
             raise DataError("the training data has no rows to fit features on; check data.train and the filters")
@@ -60,6 +60,14 @@ def spark_fit(features: FeatureSet, frame: DataFrame) -> FeatureSet:
     features.states = states
     log.info("fitted %d features on Spark", len(states))
     return features
+
+
+def require_columns(frame: DataFrame, wanted: list[str]) -> list[str]:
+    """`wanted`, or a DataError naming the columns `frame` lacks (instead of Spark's analysis error)."""
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise DataError(f"the Spark DataFrame lacks column(s) {missing}; columns: {', '.join(frame.columns)}")
+    return wanted
 
 
 def emitted(frame: DataFrame, columns: list[str], fn: Callable[[pa.Table], pa.Table]) -> DataFrame:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from recforge.features.columns import ColumnLayout
+from recforge.features.spark_fit import require_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -30,7 +31,7 @@ def spark_transformed(
 
     extras = tuple(extras)
     wanted = list(dict.fromkeys([*features.input_columns(), *(_label_columns(features) if labels else []), *extras]))
-    inputs = frame.select(*wanted)
+    inputs = frame.select(*require_columns(frame, wanted))
     empty = inputs.limit(0).toArrow()
     layout = ColumnLayout.of(features.schema(), features.transform(empty, labels=labels, extras=extras))
     schema = layout.arrow_schema({name: empty.schema.field(name).type for name in extras})
