@@ -214,3 +214,15 @@ def start_server(model: Path, config: Path, *settings: str) -> Server:
 def stop_server(server: Server) -> None:
     server.process.terminate()
     server.process.wait(30)
+
+
+SPARK_MASTER = "local[2]"
+# Small jobs on a small machine: startup and compilation dominate, so skip whole-stage code generation
+# and C2 JIT. Results cannot change: both paths evaluate the same Java double arithmetic.
+FAST_LOCAL_SPARK = {
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.shuffle.partitions": "1",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+}

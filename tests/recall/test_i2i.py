@@ -20,6 +20,8 @@ from recforge.config.i2i import I2IConfig, TimeDecay
 from recforge.errors import ConfigError, DataError
 from recforge.recall.i2i import ENGINES, I2IResult, run_i2i, to_text_form, write_i2i
 
+from support import FAST_LOCAL_SPARK, SPARK_MASTER
+
 DAY = 86_400
 # Four users' baskets. Items a:3 users, b:2, c:2, d:2. Shared users: ab 2, ac 2, ad 1, bc 1, cd 1, bd 0.
 BASKETS = {"u1": "abc", "u2": "ab", "u3": "acd", "u4": "d"}
@@ -410,18 +412,6 @@ def test_numpy_engine_on_empty_results() -> None:
         result = run_i2i(lonely, I2IConfig(engine="numpy", **options))
         assert result.table.num_rows == 0 == result.stats["pairs"]
     assert run_i2i(behavior(BASKETS), I2IConfig(engine="numpy", min_co_count=3)).table.num_rows == 0
-
-
-SPARK_MASTER = "local[2]"
-# Small jobs on a small machine: startup and compilation dominate, so skip whole-stage code generation
-# and C2 JIT. Results cannot change: both paths evaluate the same Java double arithmetic.
-FAST_LOCAL_SPARK = {
-    "spark.sql.adaptive.enabled": "false",
-    "spark.sql.shuffle.partitions": "1",
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-}
 
 
 @pytest.fixture(scope="session")

@@ -52,13 +52,16 @@ class VocabCounter:
         return table.group_by("v").aggregate([("n", "sum")]).rename_columns(["v", "n"])
 
     def vocab(self, min_count: int, max_size: int | None) -> tuple[pa.Array, pa.Array]:
-        """Values with count >= min_count, most frequent first (ties by value, so fits are reproducible)."""
-        table = self.merged()
-        table = table.filter(pc.greater_equal(table["n"], min_count))
-        table = table.sort_by([("n", "descending"), ("v", "ascending")])
-        if max_size is not None:
-            table = table.slice(0, max_size)
-        return table["v"].combine_chunks(), table["n"].combine_chunks()
+        return top_values(self.merged(), min_count, max_size)
+
+
+def top_values(counts: pa.Table, min_count: int, max_size: int | None) -> tuple[pa.Array, pa.Array]:
+    """Values `v` with count `n` >= min_count, most frequent first (ties by value, so fits are reproducible)."""
+    table = counts.filter(pc.greater_equal(counts["n"], min_count))
+    table = table.sort_by([("n", "descending"), ("v", "ascending")])
+    if max_size is not None:
+        table = table.slice(0, max_size)
+    return table["v"].combine_chunks(), table["n"].combine_chunks()
 
 
 MISSING_KEY = np.iinfo(np.int64).min  # the dynamic-table key of a null id
@@ -130,7 +133,11 @@ def vocab_index(state: FeatureState) -> IdIndex:
 
 
 def fit_vocab_state(counter: VocabCounter, name: str, min_count: int, max_vocab: int | None) -> FeatureState:
-    vocab, counts = counter.vocab(min_count, max_vocab)
+    return vocab_state(name, *counter.vocab(min_count, max_vocab), min_count)
+
+
+def vocab_state(name: str, vocab: pa.Array, counts: pa.Array, min_count: int) -> FeatureState:
+    """The fitted state of a vocabulary, most frequent first, however its counts were computed (here or on Spark)."""
     if len(vocab) == 0:
         raise FeatureError(
             name,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -68,21 +69,45 @@ class NumericFitter:
         self.keys, self.sample = keys, sample
 
     def state(self, name: str, transform: str, boundaries: list[float] | None, n_buckets: int) -> FeatureState:
-        if self.count == 0 and not (transform == "bucket" and boundaries):
-            raise FeatureError(name, "has no finite values in the training data", fix="drop it or give `boundaries:`")
-        params: dict[str, Any] = {"transform": transform}
-        if transform == "bucket":
-            if boundaries is None:
-                cuts = np.quantile(self.sample, np.linspace(0, 1, n_buckets + 1)[1:-1])
-                boundaries = np.unique(cuts).tolist()
-            params["boundaries"] = [float(b) for b in boundaries]
-        elif transform == "standard":
-            mean = self.total / self.count
-            var = max(self.total_sq / self.count - mean * mean, 0.0)
-            params.update(mean=mean, std=float(np.sqrt(var)) or 1.0)
-        elif transform == "minmax":
-            params.update(low=self.low, high=self.high)
-        return FeatureState(params=params)
+        moments = Moments(self.count, self.total, self.total_sq, self.low, self.high)
+        return numeric_state(name, moments, transform, boundaries, n_buckets, lambda q: np.quantile(self.sample, q))
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Count, sum, sum of squares and range of a feature's finite training values."""
+
+    count: int
+    total: float
+    total_sq: float
+    low: float
+    high: float
+
+
+def numeric_state(
+    name: str,
+    moments: Moments,
+    transform: str,
+    boundaries: list[float] | None,
+    n_buckets: int,
+    quantiles: Callable[[np.ndarray], np.ndarray],
+) -> FeatureState:
+    """The fitted state from the moments and a quantile function, however both were computed (here or on Spark)."""
+    if moments.count == 0 and not (transform == "bucket" and boundaries):
+        raise FeatureError(name, "has no finite values in the training data", fix="drop it or give `boundaries:`")
+    params: dict[str, Any] = {"transform": transform}
+    if transform == "bucket":
+        if boundaries is None:
+            cuts = quantiles(np.linspace(0, 1, n_buckets + 1)[1:-1])
+            boundaries = np.unique(cuts).tolist()
+        params["boundaries"] = [float(b) for b in boundaries]
+    elif transform == "standard":
+        mean = moments.total / moments.count
+        var = max(moments.total_sq / moments.count - mean * mean, 0.0)
+        params.update(mean=mean, std=float(np.sqrt(var)) or 1.0)
+    elif transform == "minmax":
+        params.update(low=moments.low, high=moments.high)
+    return FeatureState(params=params)
 
 
 def apply_numeric(values: np.ndarray, state: FeatureState, fill: float) -> np.ndarray:

@@ -34,6 +34,14 @@ from recforge.schema import FieldSpec
 RAW = "raw."  # state array prefix of the item -> attribute columns
 
 
+def attr_state(rows: pa.Table) -> FeatureState:
+    """The fitted item -> attributes map: the first training row of every `of` value (key column first)."""
+    return FeatureState(
+        params={"attr_key": rows.column_names[0]},
+        arrays={RAW + n: rows[n].combine_chunks() for n in rows.column_names},
+    )
+
+
 @FEATURE_KINDS.register("sequence")
 class SequenceFeature(Feature[SequenceFeatureConfig]):
     """Oldest-to-newest list -> padded [B, max_len] of the `of` feature's rows (newest kept)."""
@@ -45,28 +53,28 @@ class SequenceFeature(Feature[SequenceFeatureConfig]):
 
     def fit_begin(self) -> None:
         self.parts: list[pa.Table] = []
-        self.attr_columns: list[str] = []
 
     def fit_update(self, table: pa.Table, features: dict[str, Feature[Any]]) -> None:
         column(table, self.source, self.name)
         if not self.config.attrs:
             return
-        of = features[self.config.of]
-        self.attr_columns = list(dict.fromkeys(c for a in self.config.attrs for c in features[a].columns()))
-        names = [of.source, *[c for c in self.attr_columns if c != of.source]]
+        names = self.attr_inputs(features)
         for name in names:
             column(table, name, self.name)
-        self.parts.append(first_rows(table.select(names), of.source))
+        self.parts.append(first_rows(table.select(names), names[0]))
+
+    def attr_inputs(self, features: dict[str, Feature[Any]]) -> list[str]:
+        """The `of` feature's column, then the columns the attributes read: the item -> attributes map's columns."""
+        of = features[self.config.of]
+        attr_columns = dict.fromkeys(c for a in self.config.attrs for c in features[a].columns())
+        return [of.source, *[c for c in attr_columns if c != of.source]]
 
     def fit_end(self) -> FeatureState:
         if not self.config.attrs:
             return FeatureState()
         rows = first_rows(pa.concat_tables(self.parts, promote_options="permissive"), self.parts[0].column_names[0])
         self.parts = []
-        return FeatureState(
-            params={"attr_key": rows.column_names[0]},
-            arrays={RAW + n: rows[n].combine_chunks() for n in rows.column_names},
-        )
+        return attr_state(rows)
 
     def attr_maps(self, ctx: TransformContext) -> dict[str, np.ndarray]:
         """Per attribute, int64 [rows of the `of` table, G]: the attribute rows of every element (row 0: none)."""

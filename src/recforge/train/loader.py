@@ -2,6 +2,8 @@
 
 `memory` keeps every transformed chunk in RAM (fast epochs on data that fits); `stream` re-reads
 the file each epoch and shuffles within a buffer of record batches, so a file larger than RAM trains.
+A directory written by the Spark transform (`features.spark_transform`) holds model inputs already:
+its batches are read back through its `ColumnLayout` instead of transformed again.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 
 from recforge.batch import Batch
 from recforge.data.readers import count_rows, iter_batches
+from recforge.errors import DataError
 from recforge.features import FeatureSet, TransformReport
+from recforge.features.columns import ColumnLayout
 
 log = logging.getLogger(__name__)
 AUTO_MEMORY_ROWS = 5_000_000
@@ -81,16 +86,45 @@ class BatchLoader:
         if self.mode == "auto":
             rows = count_rows(self.path)
             self.mode = "memory" if rows is not None and rows <= AUTO_MEMORY_ROWS else "stream"
+        self.layout = ColumnLayout.load(self.path) if Path(self.path).is_dir() else None
+        if self.layout is not None:
+            self.columns = self._transformed_columns(self.layout)
+            return
         self.columns = self.features.input_columns() + list(self.features.labels)
         if self.features.weight:
             self.columns.append(self.features.weight)
         self.columns += [c for c in self.extras if c not in self.columns]
 
+    def _transformed_columns(self, layout: ColumnLayout) -> list[str]:
+        """The columns of a transformed directory this loader needs; it must hold these features' inputs."""
+        layout.check_matches(self.features.schema(), self.path)
+        missing = [c for c in self.extras if c not in layout.extras]
+        if missing or (self.labels and not layout.labels):
+            what = f"pass-through columns {missing}" if missing else "labels"
+            raise DataError(
+                f"{self.path}: the transformed directory has no {what}; fix: run the Spark transform with them"
+            )
+        return layout.arrow_schema().names
+
     def chunks(self, report: TransformReport | None) -> Iterator[Batch]:
         """Each record batch of the file, transformed (one pass); values mapped to defaults counted in `report`."""
+        if self.layout is not None:
+            yield from self._read_transformed(self.layout)
+            return
         for record_batch in iter_batches(self.path, columns=self.columns, batch_rows=self.read_rows):
             yield self.features.transform(
                 record_batch, report=report, labels=self.labels, extras=self.extras, source=self.path
+            )
+
+    def _read_transformed(self, layout: ColumnLayout) -> Iterator[Batch]:
+        """Batches of a transformed directory (defaults were counted by the transform that wrote it)."""
+        for record_batch in iter_batches(self.path, columns=self.columns, batch_rows=self.read_rows):
+            batch = layout.batch(record_batch, self.path)
+            yield replace(
+                batch,
+                labels=batch.labels if self.labels else {},
+                weights=batch.weights if self.labels else None,
+                extras={k: batch.extras[k] for k in self.extras},
             )
 
     def __iter__(self) -> Iterator[Batch]:

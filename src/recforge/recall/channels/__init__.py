@@ -8,6 +8,7 @@ from recforge.recall.channels import (
     mind,  # noqa: F401  (registers)
     neighbors,
     popular,
+    spark_als,
     two_tower,
 )
 from recforge.recall.channels.base import (
@@ -38,5 +39,6 @@ __all__ = [
     "neighbors",
     "popular",
     "register_channel",
+    "spark_als",
     "two_tower",
 ]
