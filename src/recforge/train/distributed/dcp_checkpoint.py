@@ -8,6 +8,9 @@ like a single-process checkpoint (`train/checkpoint.py`), so a kill leaves a who
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,14 @@ from recforge.train.distributed.context import DistContext
 DCP_DIR = "dcp"
 
 
+@contextmanager
+def _one_process_quiet() -> Iterator[None]:
+    """DCP warns on every save / load without a process group, which one process resuming does on purpose."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled", category=UserWarning)
+        yield
+
+
 def is_dcp_checkpoint(out_dir: Path) -> bool:
     """`out_dir` holds a complete checkpoint written by the multi-process trainer."""
     return any(
@@ -41,7 +52,8 @@ def save_dcp_checkpoint(
     """Write `state` with DCP (every rank takes part), each rank's `rng`, then rank 0's `counters`; rename."""
     tmp = out_dir / f"{CHECKPOINT}.tmp"
     ctx.on_main(lambda: start_checkpoint(out_dir))
-    dcp.save(state, checkpoint_id=tmp / DCP_DIR, no_dist=not ctx.several)
+    with _one_process_quiet():
+        dcp.save(state, checkpoint_id=tmp / DCP_DIR, no_dist=not ctx.several)
     save_state(rng, tmp / f"rng-rank{ctx.rank}")
     ctx.barrier()
     ctx.on_main(lambda: finish_checkpoint(out_dir, tmp, {**counters, "world_size": ctx.world_size}))
@@ -57,7 +69,8 @@ def load_dcp_state(ctx: DistContext, out_dir: Path, state: dict[str, Any], count
     """Fill `state` (a template of the tensors to load) in place; returns this rank's RNG state, or None when
     the checkpoint was written by another number of processes."""
     directory = out_dir / CHECKPOINT
-    dcp.load(state, checkpoint_id=directory / DCP_DIR, no_dist=not ctx.several)
+    with _one_process_quiet():
+        dcp.load(state, checkpoint_id=directory / DCP_DIR, no_dist=not ctx.several)
     rng_file = directory / f"rng-rank{ctx.rank}"
     same_world = counters.get("world_size") == ctx.world_size
     return load_state(rng_file) if same_world and rng_file.with_suffix(".json").exists() else None

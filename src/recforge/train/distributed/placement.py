@@ -8,6 +8,7 @@ step, and the state DCP saves and loads (so a checkpoint reshards to another wor
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from torch import nn
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.nn.parallel import DistributedDataParallel
 
+from recforge.errors import ConfigError
 from recforge.registry import Registry
 from recforge.train.distributed.context import DistContext
 
@@ -56,6 +58,23 @@ def replicated(model: nn.Module, optimizers: list[torch.optim.Optimizer], ctx: D
     return Placement(DistributedDataParallel(model) if ctx.several else model, optimizers)
 
 
+# placements whose module needs an optional extra: imported (which registers them) when first named
+OPTIONAL_PLACEMENTS = {"torchrec": ("recforge.train.distributed.torchrec_sharding", "bash scripts/setup_torchrec.sh")}
+
+
+def placer(name: str) -> Placer:
+    """The placement registered as `name` (`train.distributed.embeddings`), importing an optional one first."""
+    if name in OPTIONAL_PLACEMENTS and name not in EMBEDDING_PLACEMENTS.names():
+        module, install = OPTIONAL_PLACEMENTS[name]
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(
+                "train.distributed.embeddings", f"{name!r} cannot be loaded ({exc})", fix=f"install it: {install}"
+            ) from None
+    return EMBEDDING_PLACEMENTS.get(name, yaml_path="train.distributed.embeddings")
+
+
 def place(name: str, model: nn.Module, optimizers: list[torch.optim.Optimizer], ctx: DistContext) -> Placement:
-    """The placement registered as `name` (`train.distributed.embeddings`) applied to `model`."""
-    return EMBEDDING_PLACEMENTS.get(name, yaml_path="train.distributed.embeddings")(model, optimizers, ctx)
+    """The placement `name` applied to `model` in this process."""
+    return placer(name)(model, optimizers, ctx)
