@@ -62,7 +62,7 @@ def train(
     report: bool = typer.Option(False, help=REPORT_HELP),
     baseline: Path | None = typer.Option(None, help=BASELINE_HELP),
     importance: Path | None = typer.Option(None, help=IMPORTANCE_HELP),
-    nproc: int = typer.Option(1, min=1, help="Train in N processes on this host (torchrun; gloo on CPU, nccl on GPU)."),
+    nproc: int = typer.Option(1, min=1, help="Train in N processes on this host through torchrun (DDP over gloo)."),
 ) -> None:
     """Train the pipeline in CONFIG and export a bundle to OUT/bundle (also when started by torchrun)."""
     from recforge import pipeline

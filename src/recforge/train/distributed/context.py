@@ -117,8 +117,8 @@ class DistContext:
 
 
 def backend() -> str:
-    """nccl where CUDA is available, else gloo (the CPU backend)."""
-    return "nccl" if torch.cuda.is_available() else "gloo"
+    """gloo for CPU tensors (where recforge's trainer keeps its model); with CUDA, nccl for CUDA tensors beside it."""
+    return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
 
 
 @contextmanager
@@ -127,7 +127,7 @@ def process_group(ctx: DistContext) -> Iterator[DistContext]:
     if not ctx.several or dist.is_initialized():
         yield ctx
         return
-    if backend() == "nccl":
+    if torch.cuda.is_available():
         torch.cuda.set_device(ctx.local_rank)
     dist.init_process_group(backend(), timeout=TIMEOUT)
     try:
