@@ -4,7 +4,8 @@ Every arm runs the real CLI on `examples/synthetic_deepfm.yaml` scaled by the fl
 batch: `recforge train` in one process (all cores, then one thread) and `recforge train --nproc 2` (one
 thread per process). Reported per arm: training samples/s from metrics.json (the training loop only, every
 rank's rows together; sample building, evaluation and start-up excluded), wall seconds of the whole command,
-test AUC, and the peak RSS (VmHWM, polled from /proc) of every training process. Linux only.
+test AUC, the CPU seconds all training processes used (user + system, whole command: on a shared box the
+fairest cost figure) and the peak RSS (VmHWM, polled from /proc) of every training process. Linux only.
 
     python bench/train_scale.py --impressions 400000 --epochs 1     # prints a Markdown table
 """
@@ -53,6 +54,15 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds `pid` has used so far, None once it has exited."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def is_trainer(pid: int) -> bool:
     """A process running `-m recforge train` (the torchrun agent runs `torch.distributed.run` code instead)."""
     try:
@@ -74,10 +84,12 @@ def run_arm(
     started = time.perf_counter()
     proc = subprocess.Popen(cmd + extra, env={**os.environ, **env}, cwd=REPO)
     peaks: dict[int, float] = {}
+    cpu: dict[int, float] = {}
     while proc.poll() is None:
         for pid in [proc.pid, *children(proc.pid)]:
             if is_trainer(pid) and (rss := peak_rss_mib(pid)) is not None:
                 peaks[pid] = max(peaks.get(pid, 0.0), rss)
+                cpu[pid] = cpu_seconds(pid) or cpu.get(pid, 0.0)
         time.sleep(0.2)
     wall = time.perf_counter() - started
     if proc.returncode:
@@ -85,11 +97,13 @@ def run_arm(
     metrics = json.loads((out / "metrics.json").read_text())
     if "--nproc" in extra:
         peaks.pop(proc.pid, None)  # the launcher waits; the ranks train
+        cpu.pop(proc.pid, None)
     return {
         "arm": name,
         "samples_per_s": metrics["train"]["samples_per_s"],
         "wall_s": wall,
         "test_auc": metrics["test"]["auc"],
+        "cpu_s": sum(cpu.values()),
         "rss_mib": sorted(peaks.values(), reverse=True),
     }
 
@@ -121,11 +135,14 @@ def main() -> None:
         work = args.work or Path(tmp)
         rows = [run_arm(args, name, extra, env, work) for name, extra, env in arms]
     print(f"\n{args.impressions:,} impressions, {args.epochs} epoch(s), global batch {args.batch_size}\n")
-    print("| arm | training samples/s | wall s (whole command) | test AUC | peak RSS per training process (MiB) |")
-    print("|---|---|---|---|---|")
+    print("| arm | training samples/s | wall s | CPU s of the trainers | test AUC | peak RSS per trainer (MiB) |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         rss = ", ".join(f"{r:,.0f}" for r in row["rss_mib"])  # type: ignore[attr-defined]
-        print(f"| {row['arm']} | {row['samples_per_s']:,.0f} | {row['wall_s']:.1f} | {row['test_auc']:.4f} | {rss} |")
+        print(
+            f"| {row['arm']} | {row['samples_per_s']:,.0f} | {row['wall_s']:.1f} | {row['cpu_s']:.1f} "
+            f"| {row['test_auc']:.4f} | {rss} |"
+        )
 
 
 if __name__ == "__main__":
