@@ -3,6 +3,8 @@ processes refuse before any of them starts."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ from recforge.train.distributed.loader import equal_steps
 from recforge.train.distributed.shards import iter_shard, plan_shard
 from recforge.train.evaluation import Outputs, score_outputs
 
-from support import recforge, small_synthetic
+from support import REPO, recforge, recforge_command, small_synthetic
 
 
 @pytest.fixture()
@@ -119,3 +121,14 @@ def test_nproc_with_a_dynamic_table_stops_before_any_process_starts(tmp_path: Pa
     assert proc.returncode == 2
     assert "a dynamic (growing) embedding table cannot be trained by several processes" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
+
+
+def test_nproc_inside_a_torchrun_launch_is_a_usage_error(tmp_path: Path) -> None:
+    config = tmp_path / "p.yaml"
+    config.write_text(yaml.safe_dump(small_synthetic()))
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}
+    cmd = recforge_command("train", config, "--out", tmp_path / "run", "--nproc", "2")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: --nproc: this process was started by torchrun already")
+    assert not (tmp_path / "run").exists()

@@ -148,5 +148,5 @@ def route_logs(ctx: DistContext, out_dir: Path) -> Path | None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(min(root.level or logging.INFO, logging.INFO))
+    root.setLevel(logging.INFO)  # a rank file keeps the run's story, whatever the console level
     return path
