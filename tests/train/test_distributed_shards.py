@@ -3,6 +3,7 @@ processes refuse before any of them starts."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 from pathlib import Path
@@ -17,11 +18,14 @@ import yaml
 from recforge.batch import Batch
 from recforge.config import build_config
 from recforge.config.tasks import Task
+from recforge.data import build_samples
+from recforge.data.readers import iter_batches
 from recforge.errors import ConfigError, DataError
+from recforge.features import FeatureSet
 from recforge.pipeline import check
 from recforge.train.distributed.context import DistContext
 from recforge.train.distributed.evaluation import evaluate_all_ranks
-from recforge.train.distributed.loader import equal_steps
+from recforge.train.distributed.loader import ShardedBatchLoader, equal_steps
 from recforge.train.distributed.shards import iter_shard, plan_shard
 from recforge.train.evaluation import Outputs, score_outputs
 
@@ -62,8 +66,6 @@ def test_a_directory_of_parquet_files_is_one_row_sequence(tmp_path: Path) -> Non
 
 
 def test_fewer_rows_than_processes_and_a_missing_file_are_data_errors(tmp_path: Path) -> None:
-    from recforge.train.distributed.loader import ShardedBatchLoader
-
     with pytest.raises(DataError, match="file not found"):
         plan_shard(str(tmp_path / "none.parquet"), 0, 2)
     tiny = tmp_path / "tiny.parquet"
@@ -132,3 +134,31 @@ def test_nproc_inside_a_torchrun_launch_is_a_usage_error(tmp_path: Path) -> None
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: --nproc: this process was started by torchrun already")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def sample_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[FeatureSet, str, int]:
+    """The small world's fitted features and its training samples rewritten in row groups of 4,000 rows."""
+    root = tmp_path_factory.mktemp("samples")
+    cfg = build_config(small_synthetic())
+    samples = build_samples(cfg.data, root, labels=("click",))
+    features = FeatureSet.from_config(cfg).fit(iter_batches(samples.train, columns=None))
+    table = pq.read_table(samples.train)
+    pq.write_table(table, root / "grouped.parquet", row_group_size=4000)
+    return features, str(root / "grouped.parquet"), table.num_rows
+
+
+@pytest.mark.parametrize("mode", ["memory", "stream"])
+def test_every_rank_takes_the_same_number_of_batches_and_all_rows_are_trained(
+    sample_file: tuple[FeatureSet, str, int], mode: str
+) -> None:
+    features, path, rows = sample_file
+    loaders = [
+        ShardedBatchLoader(path, features, 700, mode=mode, shuffle_buffer=2, read_rows=3000, rank=r, world_size=3)
+        for r in range(3)
+    ]
+    sizes = [[b.size for b in loader.epoch(1)] for loader in loaders]
+    assert [len(s) for s in sizes] == [loaders[0].steps] * 3 == [math.ceil(rows // 3 / 700)] * 3
+    assert sum(map(sum, sizes)) == rows
+    whole, resumed = list(loaders[1].epoch(2))[3:], list(loaders[1].epoch(2, skip=3))  # a resumed epoch goes on
+    assert len(whole) == len(resumed) and all(torch.equal(a.ids, b.ids) for a, b in zip(whole, resumed, strict=True))
