@@ -1,7 +1,7 @@
 """Scoring a model over evaluation batches: outputs are collected first and metrics computed once over all of them.
 
 The two steps are apart so that several training processes can pool their collected outputs (exact AUC over
-every rank's rows, `train/distributed/collect.py`) before the one metric computation.
+every rank's rows, `train/distributed/evaluation.py`) before the one metric computation.
 """
 
 from __future__ import annotations
