@@ -62,15 +62,23 @@ def train(
     report: bool = typer.Option(False, help=REPORT_HELP),
     baseline: Path | None = typer.Option(None, help=BASELINE_HELP),
     importance: Path | None = typer.Option(None, help=IMPORTANCE_HELP),
+    nproc: int = typer.Option(1, min=1, help="Train in N processes on this host through torchrun (DDP over gloo)."),
 ) -> None:
-    """Train the pipeline in CONFIG and export a bundle to OUT/bundle."""
+    """Train the pipeline in CONFIG and export a bundle to OUT/bundle (also when started by torchrun)."""
     from recforge import pipeline
     from recforge.config import load_config
 
     cfg = load_config(config, set_)
-    result = pipeline.train(cfg, out, resume=resume, warm_start=warm_start)
-    print_metrics(result.metrics)
-    typer.echo(f"bundle: {result.bundle}\nmetrics: {result.out_dir / 'metrics.json'}")
+    if nproc > 1:
+        from recforge.pipeline.launch import train_processes
+
+        train_processes(cfg, config, out, nproc, set_, resume=resume, warm_start=warm_start)
+    else:
+        result = pipeline.train(cfg, out, resume=resume, warm_start=warm_start)
+        if not result.main:  # another rank of a torchrun launch: rank 0 reports
+            return
+        print_metrics(result.metrics)
+        typer.echo(f"bundle: {result.bundle}\nmetrics: {result.out_dir / 'metrics.json'}")
     if report or baseline is not None or importance is not None:
         typer.echo(f"report: {_run_report(out, baseline, importance)}")
 

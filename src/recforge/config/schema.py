@@ -120,6 +120,16 @@ class CheckpointConfig(Strict):
     )
 
 
+class DistributedConfig(Strict):
+    """How several training processes (torchrun) hold the model; one process ignores it."""
+
+    embeddings: str = Field(
+        "replicated",
+        description="Embedding placement: `replicated` (every process holds every table; DDP averages their "
+        "gradients with the dense ones) or a registered sharder such as `torchrec`.",
+    )
+
+
 class DistillConfig(Strict):
     """Learn from a teacher bundle's scores: (1 - alpha) * label BCE + alpha * T^2 * soft-label BCE at T."""
 
@@ -151,6 +161,7 @@ class TrainConfig(Strict):
     )
     ftrl: FtrlConfig = FtrlConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    distributed: DistributedConfig = DistributedConfig()
 
 
 class EvalConfig(Strict):

@@ -6,7 +6,8 @@ import json
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,16 @@ from recforge.features import FeatureSet
 from recforge.ids import first_rows
 from recforge.models import build_model, model_options
 from recforge.progress import stage
-from recforge.train import BatchLoader, Trainer, TrainResult, evaluate_tasks, make_trainer, trainer_family
+from recforge.train import BatchLoader, Trainer, TrainResult, make_trainer, trainer_family
 from recforge.train.checkpoint import CHECKPOINT
 from recforge.train.distill import TEACHER_COLUMN, attach_teacher_logits
-from recforge.train.families import can_resume
+from recforge.train.distributed.checks import check_distributed
+from recforge.train.distributed.context import DistContext, process_group, route_logs
+from recforge.train.distributed.dcp_checkpoint import is_dcp_checkpoint
+from recforge.train.distributed.evaluation import evaluate_all_ranks
+from recforge.train.distributed.loader import ShardedBatchLoader
+from recforge.train.distributed.trainer import DistributedTrainer
+from recforge.train.families import ModelTrainer, can_resume
 from recforge.train.metrics import parse_metrics
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,7 @@ class RunResult:
     metrics: dict[str, Any]
     samples: SamplePaths
     train: TrainResult
+    main: bool = True  # False in a non-main training process, which writes no run outputs
 
 
 def quickstart_config() -> dict[str, Any]:
@@ -55,8 +63,9 @@ def quickstart_config() -> dict[str, Any]:
     return dict(yaml.safe_load(text))
 
 
-def check(cfg: PipelineConfig) -> None:
-    """Checks that need the registries (model block, metric names); run before any work starts."""
+def check(cfg: PipelineConfig, world_size: int = 1) -> None:
+    """Checks that need the registries (model block, metric names) and what `world_size` processes
+    need to train together; run before any work starts."""
     if not cfg.features:
         raise ConfigError("features", "ranking needs at least one feature", fix="list the features to rank with")
     model_options(cfg.model)
@@ -69,6 +78,7 @@ def check(cfg: PipelineConfig) -> None:
         raise ConfigError(
             "train.distill", "distillation learns one soft label: it needs a single-task model", fix="drop `tasks:`"
         )
+    check_distributed(cfg, world_size)
 
 
 def seed_everything(seed: int) -> None:
@@ -95,37 +105,76 @@ def train(
     `resume` goes on from OUT/checkpoint; without one it says so before any work and starts fresh.
     `on_eval` is called with each evaluation row (tuning reports and prunes there).
     """
-    check(cfg)
+    ctx = DistContext.from_env()  # several processes when launched by torchrun (`recforge train --nproc N`)
+    check(cfg, ctx.world_size)
     check_data(cfg.data)  # nothing is written before the checks pass: a bad config leaves no run directory
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with process_group(ctx):
+        route_logs(ctx, out)
+        return _train(cfg, out, ctx, resume, warm_start, on_eval)
+
+
+def _train(
+    cfg: PipelineConfig,
+    out: Path,
+    ctx: DistContext,
+    resume: bool,
+    warm_start: str | Path | None,
+    on_eval: Callable[[dict[str, Any]], None] | None,
+) -> RunResult:
+    """`train` in this process: rank 0 builds the samples and features first, the other ranks reuse them."""
+    if not ctx.is_main:  # progress bars and run outputs are rank 0's
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"progress": False})})
     if resume and not can_resume(trainer_family(cfg), out):
         log.warning("no checkpoint in %s: starting fresh", out / CHECKPOINT)
         resume = False
     seed_everything(cfg.train.seed)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
-    with stage("samples", cfg.train.progress):
-        samples = _samples(cfg, out / "samples", resume)
-    with stage("features", cfg.train.progress):
-        features, parent = _features(cfg, out, samples, resume, warm_start)
+    if ctx.is_main:
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
+    samples, features, parent = ctx.main_first(lambda again: _prepare(cfg, out, resume or again, warm_start))
     model = build_model(features.schema(), cfg.model, tasks=model_tasks(cfg))
     if warm_start is not None and not resume:
         model.load_state_dict(load_bundle(warm_start).model.state_dict())
-    loaders = _Loaders(cfg, features)
+    if ctx.several:
+        seed_everything(cfg.train.seed + ctx.rank)  # each rank its own dropout masks
+    loaders = _Loaders(cfg, features, ctx)
     train_loader = _train_loader(cfg, samples, out, loaders)
-    trainer = make_trainer(trainer_family(cfg), model, cfg, out)
+    trainer = _make_trainer(cfg, model, out, ctx, resume)
     if isinstance(trainer, Trainer):
         trainer.on_eval = on_eval
     elif on_eval is not None:
         log.info("model %s trains in one pass: no per-epoch evaluations to report", cfg.model.name)
     valid_loader = loaders(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
     result = trainer.fit(train_loader, valid_loader, resume=resume)
-    metrics = _metrics(cfg, model, result, samples, train_loader.report.summary(), loaders)
-    bundle = save_bundle(out / "bundle", cfg, features, model, metrics, parent=parent)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    return RunResult(out, bundle, metrics, samples, result)
+    defaults = ctx.sum_counts(train_loader.report.summary())
+    metrics = _metrics(cfg, model, result, samples, defaults, loaders, partial(evaluate_all_ranks, ctx))
+    bundle = out / "bundle"
+    if ctx.is_main:
+        save_bundle(bundle, cfg, features, model, metrics, parent=parent)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    ctx.barrier()  # the bundle is whole before any rank returns
+    return RunResult(out, bundle, metrics, samples, result, ctx.is_main)
+
+
+def _prepare(
+    cfg: PipelineConfig, out: Path, reuse: bool, warm_start: str | Path | None
+) -> tuple[SamplePaths, FeatureSet, str | None]:
+    """The run's samples and fitted features (`reuse`: those already in `out`, when they fit)."""
+    with stage("samples", cfg.train.progress):
+        samples = _samples(cfg, out / "samples", reuse)
+    with stage("features", cfg.train.progress):
+        features, parent = _features(cfg, out, samples, reuse, warm_start)
+    return samples, features, parent
+
+
+def _make_trainer(cfg: PipelineConfig, model: nn.Module, out: Path, ctx: DistContext, resume: bool) -> ModelTrainer:
+    """The model's trainer family; the multi-process trainer under torchrun or to resume its DCP checkpoint."""
+    if ctx.several or (resume and is_dcp_checkpoint(out)):
+        return DistributedTrainer(model, cfg, out, ctx)
+    return make_trainer(trainer_family(cfg), model, cfg, out)
 
 
 def _samples(cfg: PipelineConfig, out: Path, resume: bool) -> SamplePaths:
@@ -153,24 +202,28 @@ def _samples(cfg: PipelineConfig, out: Path, resume: bool) -> SamplePaths:
 
 @dataclass
 class _Loaders:
-    """BatchLoaders over sample files with the pipeline's features, read size, cache and shuffle seed."""
+    """BatchLoaders over sample files with the pipeline's features, read size, cache and shuffle seed;
+    under several processes each loads its rank's share with its part of the (global) batch size."""
 
     cfg: PipelineConfig
     features: FeatureSet
+    ctx: DistContext = field(default_factory=DistContext)
 
     def __call__(self, path: str, shuffle: bool, batch_size: int, extras: tuple[str, ...] | None = None) -> BatchLoader:
         """Evaluation loaders (no shuffle) carry the group-metric keys as extras unless `extras` says otherwise."""
-        return BatchLoader(
-            path,
-            self.features,
-            batch_size,
-            read_rows=self.cfg.data.read_rows,
-            shuffle=shuffle,
-            mode=self.cfg.train.cache,
-            shuffle_buffer=self.cfg.train.shuffle_buffer,
-            seed=self.cfg.train.seed,
-            extras=extras if extras is not None else group_keys(self.cfg) if not shuffle else (),
-        )
+        common: dict[str, Any] = {
+            "read_rows": self.cfg.data.read_rows,
+            "shuffle": shuffle,
+            "mode": self.cfg.train.cache,
+            "shuffle_buffer": self.cfg.train.shuffle_buffer,
+            "seed": self.cfg.train.seed,
+            "extras": extras if extras is not None else group_keys(self.cfg) if not shuffle else (),
+        }
+        if not self.ctx.several:
+            return BatchLoader(path, self.features, batch_size, **common)
+        share = max(batch_size // self.ctx.world_size, 1)
+        rank, world = self.ctx.rank, self.ctx.world_size
+        return ShardedBatchLoader(path, self.features, share, **common, rank=rank, world_size=world)
 
 
 def _train_loader(cfg: PipelineConfig, samples: SamplePaths, out: Path, loaders: _Loaders) -> BatchLoader:
@@ -194,12 +247,13 @@ def _metrics(
     samples: SamplePaths,
     defaults: dict[str, Any],
     loaders: _Loaders,
+    evaluate: Callable[..., dict[str, float]],
 ) -> dict[str, Any]:
     """metrics.json: the exported model's valid and test metrics, training counters, values mapped to defaults."""
     test: dict[str, Any] = {}
     if samples.test:
         with stage("evaluate test", cfg.train.progress):
-            test = evaluate_tasks(
+            test = evaluate(
                 model, loaders(samples.test, False, cfg.eval.batch_size), pipeline_tasks(cfg), mean=is_multitask(cfg)
             )
     if defaults:

@@ -3,17 +3,15 @@ or epoch with metrics per task, early stop, checkpoints, best model."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -28,8 +26,12 @@ from recforge.train import rng_state
 from recforge.train.checkpoint import CHECKPOINT, checkpoint_exists, read_checkpoint, write_checkpoint
 from recforge.train.distill import TEACHER_COLUMN, distill_loss, teacher_tensor
 from recforge.train.evals_log import append_eval, keep_evals
+from recforge.train.evaluation import autocast as autocast
+from recforge.train.evaluation import evaluate as evaluate
+from recforge.train.evaluation import evaluate_tasks as evaluate_tasks
+from recforge.train.evaluation import predict_logits as predict_logits
 from recforge.train.loader import epoch_batches
-from recforge.train.metrics import HIGHER_IS_BETTER, MetricSpec, compute, parse_metrics
+from recforge.train.metrics import HIGHER_IS_BETTER
 from recforge.train.optim import build_optimizers
 
 log = logging.getLogger(__name__)
@@ -43,64 +45,6 @@ class TrainResult:
     epochs: int
     samples_per_s: float
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on CPU (AVX-512 bf16 kernels) or nothing for fp32."""
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def predict_logits(
-    model: nn.Module, batches: Iterable[Batch], precision: str = "fp32"
-) -> Iterator[tuple[Batch, np.ndarray]]:
-    """(batch, float64 outputs [B] or [B, T]) per batch, in eval mode without gradients."""
-    model.eval()
-    with torch.inference_mode(), autocast(precision):
-        for batch in batches:
-            yield batch, model(batch).float().numpy().astype(np.float64)
-
-
-def evaluate(
-    model: nn.Module, batches: Iterable[Batch], specs: list[MetricSpec], label: str, precision: str = "fp32"
-) -> dict[str, float]:
-    """Metrics of a single-task model over all batches (scores gathered, then computed once)."""
-    task = Task("", label, metrics=tuple(s.name for s in specs))
-    return evaluate_tasks(model, batches, (task,), precision)
-
-
-def evaluate_tasks(
-    model: nn.Module, batches: Iterable[Batch], tasks: tuple[Task, ...], precision: str = "fp32", mean: bool = False
-) -> dict[str, float]:
-    """Each task's metrics (`ctr/auc`; bare names for an unnamed task); `mean` adds bare means over tasks."""
-    labels: dict[str, list[np.ndarray]] = {t.label: [] for t in tasks}
-    outputs: list[np.ndarray] = []
-    keys: dict[str, list[np.ndarray]] = {}
-    for batch, out in predict_logits(model, batches, precision):
-        for name in labels:
-            labels[name].append(batch.labels[name].numpy())
-        outputs.append(out.reshape(len(out), -1))
-        for name, values in batch.extras.items():
-            keys.setdefault(name, []).append(values)
-    if not outputs:
-        return {}
-    columns = np.concatenate(outputs)
-    gathered = {k: np.concatenate(v) for k, v in keys.items()}
-    metrics: dict[str, float] = {}
-    for t, task in enumerate(tasks):
-        found = compute(
-            parse_metrics(list(task.metrics)),
-            np.concatenate(labels[task.label]),
-            columns[:, t],
-            gathered,
-            link="sigmoid" if task.loss == "bce" else "identity",
-        )
-        metrics.update({task.key(k): v for k, v in found.items()})
-    if mean:
-        for name in dict.fromkeys(m for task in tasks for m in task.metrics):
-            metrics[name] = float(np.mean([metrics[t.key(name)] for t in tasks if name in t.metrics]))
-    return metrics
 
 
 def task_loss(task: Task, outputs: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -150,6 +94,8 @@ class _Meter:
 class Trainer:
     """Owns the loop, the optimizers and checkpoints; the model owns only its forward pass."""
 
+    writes_outputs = True  # evals.jsonl and tensorboard (one writer when several processes train)
+
     @staticmethod
     def has_checkpoint(out_dir: Path) -> bool:
         """A complete checkpoint (weights, optimizers, RNG states, data position) is in `out_dir`."""
@@ -164,6 +110,7 @@ class Trainer:
     ) -> None:
         """`on_eval` sees every evaluation row (HPO reports and prunes there; it may raise to stop)."""
         self.model = model
+        self.forward_model: nn.Module = model  # what a training step calls (a DDP wrapper under torchrun)
         self.on_eval = on_eval
         self.cfg = cfg
         self.out_dir = out_dir
@@ -188,12 +135,12 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
         self.last_logits: torch.Tensor | None = None
-        self.writer = _tensorboard(out_dir / "tensorboard")
+        self.writer = _tensorboard(out_dir / "tensorboard") if self.writes_outputs else None
 
     # ------------------------------------------------------------- steps
     def _forward_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast(self.cfg.train.precision):
-            logits = self.model(batch)
+            logits = self.forward_model(batch)
         distill = self.cfg.train.distill
         outputs = task_columns(logits).float()
         if distill is not None:  # single-task (checked at config time): soft labels from the teacher
@@ -236,7 +183,7 @@ class Trainer:
         else:
             if resume:
                 log.warning("no checkpoint in %s: starting fresh", self.out_dir / CHECKPOINT)
-            self.history = keep_evals(self.out_dir, 0)
+            self.history = self._keep_evals(0)
         meter = _Meter(self.cfg.train.progress)
         while not self._done():
             self._run_epoch(train, valid, meter)
@@ -291,7 +238,7 @@ class Trainer:
         return total / max(rows, 1)
 
     def _eval_and_track(self, valid: Iterable[Batch], stop_metric: str | None, train_loss: float) -> bool:
-        metrics = evaluate_tasks(self.model, valid, self.tasks, self.cfg.train.precision, mean=self.multitask)
+        metrics = self.evaluate(valid)
         self._record(
             {
                 "epoch": self.epoch,
@@ -317,10 +264,19 @@ class Trainer:
             return True
         return False
 
+    def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:
+        """Every task's metrics of the model over `batches` (means over tasks for a multi-task model)."""
+        return evaluate_tasks(self.model, batches, self.tasks, self.cfg.train.precision, mean=self.multitask)
+
+    def _keep_evals(self, rows: int) -> list[dict[str, Any]]:
+        """evals.jsonl cut back to its first `rows` rows (what the checkpoint covers), and those rows."""
+        return keep_evals(self.out_dir, rows)
+
     def _record(self, row: dict[str, Any]) -> None:
         self.history.append(row)
         log.info("eval %s", json.dumps(row))
-        append_eval(self.out_dir, row)
+        if self.writes_outputs:
+            append_eval(self.out_dir, row)
         if self.writer is not None:
             for k, v in row.items():
                 if k not in ("epoch", "step") and isinstance(v, float):
@@ -343,7 +299,11 @@ class Trainer:
         }
         if self.best_state is not None:
             states["best"] = self.best_state
-        counters = {
+        write_checkpoint(self.out_dir, states, self._counters(extra))
+
+    def _counters(self, extra: dict[str, Any] | None) -> dict[str, Any]:
+        """The data position, early-stop state and evaluation count (trainer.json of a checkpoint)."""
+        return {
             "epoch": self.epoch,
             "step": self.step,
             "in_epoch": self.in_epoch,
@@ -356,7 +316,6 @@ class Trainer:
             "evals": len(self.history),
             "extra": extra or {},
         }
-        write_checkpoint(self.out_dir, states, counters)
 
     def load_checkpoint(self) -> dict[str, Any]:
         """Restore what `save_checkpoint` saved and cut evals.jsonl back to it; returns the `extra` saved."""
@@ -374,12 +333,16 @@ class Trainer:
         self.best_state = states.get("best")
         if "rng" in states:
             rng_state.restore(self.model, states["rng"], str(where))
+        return self._restore_counters(counters, where)
+
+    def _restore_counters(self, counters: dict[str, Any], where: Path) -> dict[str, Any]:
+        """Take back what `_counters` saved and cut evals.jsonl to it; returns the `extra` saved."""
         self.epoch, self.step = counters["epoch"], counters["step"]
         self.in_epoch, self.batch_in_epoch = counters.get("in_epoch", False), counters.get("batch_in_epoch", 0)
         total, rows = counters.get("epoch_loss", (0.0, 0))
         self.epoch_loss, self.stopped = (float(total), int(rows)), counters.get("stopped", False)
         self.best, self.best_step, self.bad_evals = counters["best"], counters["best_step"], counters["bad_evals"]
-        self.history = keep_evals(self.out_dir, counters.get("evals", 0))
+        self.history = self._keep_evals(counters.get("evals", 0))
         log.info("resumed from %s at epoch %d, step %d", where, self.epoch, self.step)
         return dict(counters.get("extra", {}))
 
