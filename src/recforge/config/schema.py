@@ -45,6 +45,12 @@ class SyntheticConfig(Strict):
         0.0, ge=0, description="Plant a pure category_id x city_tier interaction of this logit spread (0: none)."
     )
     noise_columns: int = Field(0, ge=0, le=20, description="Add impression columns noise_1.. that never affect clicks.")
+    user_taste: float = Field(
+        0.0,
+        ge=0,
+        description="Plant a per-user x category_id logit of this spread (0: none): a taste a user_id x category_id "
+        "cross can memorise for seen users but that tells nothing about unseen ones.",
+    )
 
 
 class HistoryConfig(Strict):
