@@ -56,7 +56,8 @@ def test_search_finds_the_planted_cross_first(tmp_path: Path) -> None:
     accepted = run.result.accepted
     assert set(run.candidates) == {c.name for c in cfg.features}
     assert accepted[0].inputs == ("category_id", "city_tier")
-    # Measured on this world (seed 1, 48k train rows): uplift +0.036, proxy AUC 0.789 -> 0.826.
+    # Measured on this world (seed 1, 48k train rows, criterion unseen_users): uplift +0.048, proxy AUC 0.778 -> 0.829
+    # (criterion valid: +0.036, 0.789 -> 0.826).
     assert accepted[0].uplift > 0.02, accepted
     assert accepted[0].auc > run.result.base_auc + 0.02
     assert accepted[0].cells == 40  # 10 categories x 4 city tiers
