@@ -132,6 +132,16 @@ class DistillConfig(Strict):
     temperature: float = Field(1.0, gt=0, description="Softens both logits before the soft-label loss.")
 
 
+class TrackingConfig(Strict):
+    """Where `recforge train` logs params, per-evaluation metrics and artifacts (off by default)."""
+
+    kind: str = Field("none", description="Experiment tracker: none | mlflow (`pip install 'recforge[mlflow]'`).")
+    uri: str | None = Field(
+        None, description="Tracking URI (default: sqlite:///RUN_PARENT/mlflow.db, artifacts in RUN_PARENT/mlartifacts)."
+    )
+    experiment: str | None = Field(None, description="Experiment name (default: the pipeline's `name`).")
+
+
 class TrainConfig(Strict):
     batch_size: int = Field(2048, ge=1)
     epochs: int = Field(5, ge=1)
@@ -155,6 +165,7 @@ class TrainConfig(Strict):
     )
     ftrl: FtrlConfig = FtrlConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
 
 class EvalConfig(Strict):

@@ -36,6 +36,7 @@ from recforge.train.checkpoint import CHECKPOINT
 from recforge.train.distill import TEACHER_COLUMN, attach_teacher_logits
 from recforge.train.families import can_resume
 from recforge.train.metrics import parse_metrics
+from recforge.train.tracking import TRACKERS, Tracker, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def check(cfg: PipelineConfig) -> None:
         raise ConfigError("features", "ranking needs at least one feature", fix="list the features to rank with")
     model_options(cfg.model)
     parse_metrics(cfg.eval.metrics)
+    TRACKERS.get(cfg.train.tracking.kind, yaml_path="train.tracking.kind")
     for i, task in enumerate(pipeline_tasks(cfg)):
         for metric in parse_metrics(list(task.metrics)):
             if task.loss == "mse" and metric.kind == "logloss":
@@ -93,11 +95,27 @@ def train(
     """Build samples, fit features (or reuse a warm-start bundle's), train, evaluate, export a bundle.
 
     `resume` goes on from OUT/checkpoint; without one it says so before any work and starts fresh.
-    `on_eval` is called with each evaluation row (tuning reports and prunes there).
+    `on_eval` is called with each evaluation row (tuning reports and prunes there); so is the experiment
+    tracker `train.tracking` names, which then logs the finished run (metrics, bundle, report).
     """
     check(cfg)
     check_data(cfg.data)  # nothing is written before the checks pass: a bad config leaves no run directory
     out = Path(out_dir)
+    with tracked_run(cfg.train.tracking, out, cfg.dump()) as tracker:
+        result = _train_run(cfg, out, resume, warm_start, on_eval, tracker)
+        tracker.log_run(out)
+    return result
+
+
+def _train_run(
+    cfg: PipelineConfig,
+    out: Path,
+    resume: bool,
+    warm_start: str | Path | None,
+    on_eval: Callable[[dict[str, Any]], None] | None,
+    tracker: Tracker,
+) -> RunResult:
+    """`train` once its checks passed and its tracker is open."""
     out.mkdir(parents=True, exist_ok=True)
     if resume and not can_resume(trainer_family(cfg), out):
         log.warning("no checkpoint in %s: starting fresh", out / CHECKPOINT)
@@ -117,7 +135,7 @@ def train(
     train_loader = _train_loader(cfg, samples, out, loaders)
     trainer = make_trainer(trainer_family(cfg), model, cfg, out)
     if isinstance(trainer, Trainer):
-        trainer.on_eval = on_eval
+        trainer.on_eval = tracker.log_eval if on_eval is None else _both(on_eval, tracker.log_eval)
     elif on_eval is not None:
         log.info("model %s trains in one pass: no per-epoch evaluations to report", cfg.model.name)
     valid_loader = loaders(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
@@ -126,6 +144,20 @@ def train(
     bundle = save_bundle(out / "bundle", cfg, features, model, metrics, parent=parent)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return RunResult(out, bundle, metrics, samples, result)
+
+
+def _both(
+    first: Callable[[dict[str, Any]], None], second: Callable[[dict[str, Any]], None]
+) -> Callable[[dict[str, Any]], None]:
+    """One eval hook calling `first`, then `second` (the tracker logs a row even when tuning then prunes on it)."""
+
+    def hook(row: dict[str, Any]) -> None:
+        try:
+            first(row)
+        finally:
+            second(row)
+
+    return hook
 
 
 def _samples(cfg: PipelineConfig, out: Path, resume: bool) -> SamplePaths:
