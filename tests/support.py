@@ -86,6 +86,18 @@ def planted_synthetic(**train: Any) -> dict[str, Any]:
     return tree
 
 
+def id_level_cross_world(seed: int) -> dict[str, Any]:
+    """small_synthetic reshaped so that id-level crosses tempt: 500 users with ~200 impressions each, 2,000 items,
+    a planted category_id x city_tier interaction and a per-user x category taste only user_id x category_id can
+    memorise (`user_taste`). AutoCross should accept category_id x city_tier and not user_id x category_id."""
+    tree = small_synthetic()
+    tree["data"]["synthetic"].update(
+        n_users=500, n_items=2000, n_impressions=100_000, seed=seed, cross_strength=1.0, user_taste=1.0
+    )
+    tree["features"].append({"name": "city_tier", "kind": "id", "side": "user"})
+    return tree
+
+
 def assert_batches_equal(online: Batch, offline: Batch) -> None:
     """Every field of the two Batches equal bit for bit: ids, dense, each bag's values, weights and sequence
     attributes, labels, weights, extras. Fields are walked, not listed, so a field added later is compared too."""

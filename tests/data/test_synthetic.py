@@ -123,3 +123,24 @@ def test_planting_options_leave_the_default_world_unchanged(world) -> None:
     assert abs(np.sqrt((table**2).mean()) - 1.0) < 1e-12
     # and it moves clicks: the true CTR differs from the default world's
     assert not planted.behavior["true_ctr"].equals(world.behavior["true_ctr"])
+
+
+def test_user_taste_is_a_pure_user_by_category_effect_and_leaves_the_other_draws(world) -> None:
+    from recforge.data.synthetic import user_taste
+
+    tasted = generate_synthetic(SMALL.model_copy(update={"user_taste": 1.0}))
+    shared = ["user_id", "item_id", "timestamp", "position"]
+    assert tasted.behavior.select(shared).equals(world.behavior.select(shared))
+    assert tasted.users.equals(world.users) and tasted.items.equals(world.items)
+    assert tasted.behavior.column_names == world.behavior.column_names
+    table = user_taste(3, 3_000, 20, 1.0)
+    assert table.shape == (3_000, 20)
+    np.testing.assert_allclose(table.mean(axis=0), 0.0, atol=1e-12)  # no category main effect
+    np.testing.assert_allclose(table.mean(axis=1), 0.0, atol=1e-12)  # no user main effect
+    assert 0.9 < table.std() < 1.0  # centring trims the spread a little
+    # the taste moves each impression's true logit by exactly its user x category cell
+    ctr = [w.behavior["true_ctr"].to_numpy() for w in (world, tasted)]
+    users = tasted.behavior["user_id"].to_numpy() - 1
+    categories = tasted.items["category_id"].to_numpy()[tasted.behavior["item_id"].to_numpy() - 1] - 1
+    shift = np.log(ctr[1] / (1 - ctr[1])) - np.log(ctr[0] / (1 - ctr[0])) - table[users, categories]
+    np.testing.assert_allclose(shift, shift[0], atol=1e-9)  # all that is left is the recalibrated intercept

@@ -48,8 +48,13 @@ def autocross(
     set_: list[str] = typer.Option([], "--set", help="Override a value of CONFIG by dotted path (repeatable)."),
     max_crosses: int = typer.Option(5, min=1, help="Accept at most this many crosses."),
     max_order: int = typer.Option(3, min=2, help="Most features in one cross (greedy: accepted crosses grow by one)."),
-    min_uplift: float = typer.Option(0.001, help="Accept a cross only if it raises the proxy's valid AUC this much."),
+    min_uplift: float = typer.Option(0.001, help="Accept a cross only if it raises the proxy's AUC this much."),
     rows: int = typer.Option(200_000, min=100, help="Train and valid rows sampled for the proxy model."),
+    criterion: str = typer.Option(
+        "unseen_users", help="Score crosses on users held out of the proxy's fit (unseen_users) or on valid rows."
+    ),
+    holdout_share: float = typer.Option(0.3, min=0.01, max=0.99, help="Share of users unseen_users holds out."),
+    holdout_key: str = typer.Option("user_id", help="User column of the samples that unseen_users holds out by."),
     work: Path | None = typer.Option(None, help="Directory for the samples (default: a temporary one)."),
 ) -> None:
     """Search pairwise and higher-order crosses with a field-wise LR proxy; write the accepted ones into OUT."""
@@ -67,27 +72,32 @@ def autocross(
     for assignment in set_:
         apply_override(tree, assignment)
     cfg = build_config(tree, file=str(config))
-    options = SearchOptions(max_crosses=max_crosses, max_order=max_order, min_uplift=min_uplift)
+    options = SearchOptions(
+        max_crosses=max_crosses,
+        max_order=max_order,
+        min_uplift=min_uplift,
+        criterion=criterion,
+        holdout_share=holdout_share,
+        holdout_key=holdout_key,
+    )
     with tempfile.TemporaryDirectory(prefix="recforge-autocross-") as tmp:
         run = search(cfg, work or tmp, options, rows=rows)
     result = run.result
     typer.echo(f"proxy: field-wise LR on {run.rows['train']:,} train / {run.rows['valid']:,} valid rows")
     typer.echo(f"candidates: {', '.join(run.candidates)}")
-    typer.echo(f"base valid AUC {result.base_auc:.4f}")
+    typer.echo(f"base proxy AUC {result.base_auc:.4f} (criterion {criterion})")
     first = sorted((t for t in result.trials if t.round == 1), key=lambda t: -t.uplift)[:5]
     typer.echo("best pairs of round 1: " + ", ".join(f"{'_x_'.join(t.inputs)} {t.uplift:+.4f}" for t in first))
     for a, entry in zip(result.accepted, run.crosses, strict=True):
         typer.echo(
-            f"accepted {entry['name']}: uplift {a.uplift:+.4f}, valid AUC {a.auc:.4f}, "
+            f"accepted {entry['name']}: uplift {a.uplift:+.4f}, proxy AUC {a.auc:.4f}, "
             f"{a.cells:,} combinations, buckets {entry['buckets']:,}"
         )
     new_tree = with_crosses(tree, run.crosses)
     build_config(new_tree, file=str(out))  # the written config must load
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(new_tree, sort_keys=False))
-    typer.echo(
-        f"{len(run.crosses)} cross(es) -> {out} (proxy valid AUC {result.base_auc:.4f} -> {result.final_auc:.4f})"
-    )
+    typer.echo(f"{len(run.crosses)} cross(es) -> {out} (proxy AUC {result.base_auc:.4f} -> {result.final_auc:.4f})")
 
 
 @features_app.command("importance")

@@ -46,6 +46,12 @@ class SyntheticConfig(Strict):
         0.0, ge=0, description="Plant a pure category_id x city_tier interaction of this logit spread (0: none)."
     )
     noise_columns: int = Field(0, ge=0, le=20, description="Add impression columns noise_1.. that never affect clicks.")
+    user_taste: float = Field(
+        0.0,
+        ge=0,
+        description="Plant a per-user x category_id logit of this spread (0: none): a taste a user_id x category_id "
+        "cross can memorise for seen users but that tells nothing about unseen ones.",
+    )
 
 
 class HistoryConfig(Strict):
@@ -138,6 +144,16 @@ class DistillConfig(Strict):
     temperature: float = Field(1.0, gt=0, description="Softens both logits before the soft-label loss.")
 
 
+class TrackingConfig(Strict):
+    """Where `recforge train` logs params, per-evaluation metrics and artifacts (off by default)."""
+
+    kind: str = Field("none", description="Experiment tracker: none | mlflow (`pip install 'recforge[mlflow]'`).")
+    uri: str | None = Field(
+        None, description="Tracking URI (default: sqlite:///RUN_PARENT/mlflow.db, artifacts in RUN_PARENT/mlartifacts)."
+    )
+    experiment: str | None = Field(None, description="Experiment name (default: the pipeline's `name`).")
+
+
 class TrainConfig(Strict):
     batch_size: int = Field(2048, ge=1)
     epochs: int = Field(5, ge=1)
@@ -162,6 +178,7 @@ class TrainConfig(Strict):
     ftrl: FtrlConfig = FtrlConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     distributed: DistributedConfig = DistributedConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
 
 class EvalConfig(Strict):

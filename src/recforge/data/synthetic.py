@@ -13,8 +13,9 @@ With `interest_effect > 0` a planted sequence effect joins the logit: a per-user
 changes every `interest_days` (see `_interest_phases`), visible only through the user's recent clicks.
 `buy` and `fav` are drawn only for clicks. Two more options, off by default (the default world is unchanged), plant
 known answers for feature selection: `cross_strength` adds a pure category_id x city_tier interaction (no
-main effect, so only a cross or an interaction model can use it) and `noise_columns` adds impression
-columns `noise_1..` that never affect a click (each draws from its own generator). Everything else is
+main effect, so only a cross or an interaction model can use it), `user_taste` adds a per-user x category
+taste (only an id-level cross can memorise it, and it says nothing about unseen users) and `noise_columns`
+adds impression columns `noise_1..` that never affect a click (each draws from its own generator). Everything else is
 vectorized numpy from one seeded generator.
 At the SyntheticConfig() defaults (1M impressions): CTR 0.090, oracle AUC 0.760, about 1 s to generate.
 
@@ -174,6 +175,8 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
     )
     if cfg.cross_strength > 0:
         logit = logit + planted_cross(cfg.seed, n_c, cfg.cross_strength)[c, users.tier[u]]
+    if cfg.user_taste > 0:
+        logit = logit + user_taste(cfg.seed, n_u, n_c, cfg.user_taste)[u, c]
     ctr = _sigmoid(logit + _calibrate(logit, TARGET_CTR))
     click = rng.random(n) < ctr
     mean_log_price = np.log(items.price).mean()
@@ -279,6 +282,16 @@ def planted_cross(seed: int, n_categories: int, strength: float) -> np.ndarray:
     signs = np.random.default_rng([seed, 1]).choice([-1.0, 1.0], size=(n_categories, len(CITY_TIER_EFFECT)))
     table = signs - signs.mean(axis=0) - signs.mean(axis=1, keepdims=True) + signs.mean()
     return table * strength / max(float(np.sqrt((table**2).mean())), 1e-12)
+
+
+def user_taste(seed: int, n_users: int, n_categories: int, strength: float) -> np.ndarray:
+    """[user, category] logit table: normal, rows and columns centred (no user or category main effect), SD `strength`.
+
+    Drawn from its own generator, so planting it leaves every other draw of the world as it was. Only an id-level
+    cross (user_id x category_id) can learn it, and only for users seen in training.
+    """
+    table = np.random.default_rng([seed, 13]).normal(0.0, strength, (n_users, n_categories))
+    return table - table.mean(axis=0) - table.mean(axis=1, keepdims=True) + table.mean()
 
 
 def noise_columns(seed: int, count: int, n: int) -> list[np.ndarray]:

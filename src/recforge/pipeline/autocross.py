@@ -14,10 +14,11 @@ import pyarrow as pa
 from recforge.config import CrossFeatureConfig, PipelineConfig
 from recforge.config.tasks import is_multitask
 from recforge.data import build_samples
-from recforge.data.readers import iter_batches, read_table
+from recforge.data.readers import iter_batches, read_schema, read_table
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet
 from recforge.train.autocross import AutoCrossResult, Codes, SearchOptions, codes_of, search_crosses
+from recforge.train.autocross_criteria import CRITERIA
 
 log = logging.getLogger(__name__)
 CROSS_INPUT_KINDS = ("id", "numeric", "lookup")  # single-valued features a `cross` can read
@@ -58,9 +59,11 @@ def autocross(
         )
     features = FeatureSet.from_config(cfg)
     features.fit(iter_batches(samples.train, columns=features.input_columns(), batch_rows=cfg.data.read_rows))
-    columns = [*features.input_columns(), cfg.data.label]
-    train = features.transform(sample(read_table(samples.train, columns), rows, cfg.train.seed), source=samples.train)
-    valid = features.transform(sample(read_table(samples.valid, columns), rows, cfg.train.seed), source=samples.valid)
+    columns = list(dict.fromkeys([*features.input_columns(), cfg.data.label, options.holdout_key]))
+    train_rows = sample(read_columns(samples.train, columns, options.holdout_key), rows, cfg.train.seed)
+    valid_rows = sample(read_columns(samples.valid, columns, options.holdout_key), rows, cfg.train.seed)
+    train = features.transform(train_rows, source=samples.train)
+    valid = features.transform(valid_rows, source=samples.valid)
     fields: dict[str, Codes] = {}
     candidates: list[str] = []
     for j, spec in enumerate(features.schema().id_fields):
@@ -77,6 +80,8 @@ def autocross(
             fix=f"add id or bucketized numeric features (kinds {', '.join(CROSS_INPUT_KINDS)})",
         )
     existing = tuple(frozenset(c.inputs) for c in cfg.features if isinstance(c, CrossFeatureConfig))
+    criterion = CRITERIA.get(options.criterion, yaml_path="--criterion")
+    keys = [table[options.holdout_key].to_numpy(zero_copy_only=False) for table in (train_rows, valid_rows)]
     result = search_crosses(
         fields,
         train.labels[cfg.data.label].numpy(),
@@ -84,10 +89,23 @@ def autocross(
         candidates,
         options,
         existing,
+        rows=criterion(keys[0], keys[1], options.holdout_share, cfg.train.seed),
     )
     taken = {c.name for c in cfg.features}
     crosses = [cross_entry(a.inputs, a.cells, cfg, taken) for a in result.accepted]
     return AutoCrossRun(result, crosses, candidates, {"train": train.size, "valid": valid.size})
+
+
+def read_columns(path: str, columns: list[str], holdout_key: str) -> pa.Table:
+    """`columns` of a sample file; a missing hold-out key is named with its option (the samples must carry it)."""
+    available = set(read_schema(path).names)
+    if holdout_key not in available:
+        raise ConfigError(
+            "--holdout-key",
+            f"the samples have no column {holdout_key!r} to hold users out by",
+            fix=f"name the user column of the samples (one of: {', '.join(sorted(available))})",
+        )
+    return read_table(path, columns)
 
 
 def cross_entry(inputs: tuple[str, ...], cells: int, cfg: PipelineConfig, taken: set[str]) -> dict[str, Any]:

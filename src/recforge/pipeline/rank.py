@@ -43,6 +43,7 @@ from recforge.train.distributed.loader import ShardedBatchLoader
 from recforge.train.distributed.trainer import DistributedTrainer
 from recforge.train.families import ModelTrainer, can_resume
 from recforge.train.metrics import parse_metrics
+from recforge.train.tracking import TRACKERS, Tracker, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def check(cfg: PipelineConfig, world_size: int = 1) -> None:
         raise ConfigError("features", "ranking needs at least one feature", fix="list the features to rank with")
     model_options(cfg.model)
     parse_metrics(cfg.eval.metrics)
+    TRACKERS.get(cfg.train.tracking.kind, yaml_path="train.tracking.kind")
     for i, task in enumerate(pipeline_tasks(cfg)):
         for metric in parse_metrics(list(task.metrics)):
             if task.loss == "mse" and metric.kind == "logloss":
@@ -103,12 +105,28 @@ def train(
     """Build samples, fit features (or reuse a warm-start bundle's), train, evaluate, export a bundle.
 
     `resume` goes on from OUT/checkpoint; without one it says so before any work and starts fresh.
-    `on_eval` is called with each evaluation row (tuning reports and prunes there).
+    `on_eval` is called with each evaluation row (tuning reports and prunes there); so is the experiment
+    tracker `train.tracking` names, which then logs the finished run (metrics, bundle, report).
     """
     ctx = DistContext.from_env()  # several processes when launched by torchrun (`recforge train --nproc N`)
     check(cfg, ctx.world_size)
     check_data(cfg.data)  # nothing is written before the checks pass: a bad config leaves no run directory
     out = Path(out_dir)
+    with tracked_run(cfg.train.tracking, out, cfg.dump()) as tracker:
+        result = _train_run(cfg, out, resume, warm_start, on_eval, tracker)
+        tracker.log_run(out)
+    return result
+
+
+def _train_run(
+    cfg: PipelineConfig,
+    out: Path,
+    resume: bool,
+    warm_start: str | Path | None,
+    on_eval: Callable[[dict[str, Any]], None] | None,
+    tracker: Tracker,
+) -> RunResult:
+    """`train` once its checks passed and its tracker is open."""
     out.mkdir(parents=True, exist_ok=True)
     with process_group(ctx):
         route_logs(ctx, out)
@@ -144,7 +162,7 @@ def _train(
     train_loader = _train_loader(cfg, samples, out, loaders)
     trainer = _make_trainer(cfg, model, out, ctx, resume)
     if isinstance(trainer, Trainer):
-        trainer.on_eval = on_eval
+        trainer.on_eval = tracker.log_eval if on_eval is None else _both(on_eval, tracker.log_eval)
     elif on_eval is not None:
         log.info("model %s trains in one pass: no per-epoch evaluations to report", cfg.model.name)
     valid_loader = loaders(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
@@ -175,6 +193,20 @@ def _make_trainer(cfg: PipelineConfig, model: nn.Module, out: Path, ctx: DistCon
     if ctx.several or (resume and is_dcp_checkpoint(out)):
         return DistributedTrainer(model, cfg, out, ctx)
     return make_trainer(trainer_family(cfg), model, cfg, out)
+
+
+def _both(
+    first: Callable[[dict[str, Any]], None], second: Callable[[dict[str, Any]], None]
+) -> Callable[[dict[str, Any]], None]:
+    """One eval hook calling `first`, then `second` (the tracker logs a row even when tuning then prunes on it)."""
+
+    def hook(row: dict[str, Any]) -> None:
+        try:
+            first(row)
+        finally:
+            second(row)
+
+    return hook
 
 
 def _samples(cfg: PipelineConfig, out: Path, resume: bool) -> SamplePaths:

@@ -1,6 +1,7 @@
 """Training: the loop, optimizers, metrics and mini-batch loading."""
 
-from recforge.train import ftrl_lr, gbdt_lr  # noqa: F401  (register the ftrl and gbdt_lr trainers)
+# registrations: the ftrl and gbdt_lr trainers, the mlflow tracker (mlflow itself loads only when a run uses it)
+from recforge.train import ftrl_lr, gbdt_lr, tracking_mlflow  # noqa: F401
 from recforge.train.families import TRAINERS, make_trainer, trainer_family
 from recforge.train.loader import BatchLoader
 from recforge.train.metrics import auc, gauc, logloss

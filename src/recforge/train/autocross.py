@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit
 
-from recforge.errors import RecforgeError
+from recforge.errors import DataError, RecforgeError
+from recforge.train.autocross_criteria import ProxyRows
 from recforge.train.metrics import auc
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,9 @@ class SearchOptions:
     min_uplift: float = 0.001
     l2: float = 1.0
     sweeps: int = 4
+    criterion: str = "unseen_users"  # a name in CRITERIA (train/autocross_criteria.py)
+    holdout_share: float = 0.3  # users held out of the proxy's fit by the `unseen_users` criterion
+    holdout_key: str = "user_id"  # the samples' user column that criterion holds out by
 
 
 def search_crosses(
@@ -181,15 +185,19 @@ def search_crosses(
     candidates: list[str],
     options: SearchOptions = SearchOptions(),
     existing: tuple[frozenset[str], ...] = (),
+    rows: ProxyRows | None = None,
 ) -> AutoCrossResult:
     """Greedy search: pairs of `candidates` first, then accepted crosses extended by one candidate field.
 
     `fields` is what the proxy model holds from the start (candidates and any other single-valued field);
-    `existing` lists input sets that are already crosses in the config and are never proposed again.
+    `existing` lists input sets that are already crosses in the config and are never proposed again;
+    `rows` (the criterion's choice) restricts the rows the proxy is fitted and scored on (default: all).
     """
     missing = [c for c in candidates if c not in fields]
     if missing:
         raise RecforgeError(f"autocross candidates {missing} have no codes; known fields: {sorted(fields)}")
+    if rows is not None:
+        fields, labels_train, labels_valid = restrict(fields, labels_train, labels_valid, rows)
     labels_train = labels_train.astype(np.float64)
     model = FieldwiseLR(l2=options.l2, sweeps=options.sweeps).fit(fields, labels_train)
     current = auc(labels_valid, model.margin(fields, "valid"))
@@ -226,6 +234,19 @@ def search_crosses(
         if len(best.inputs) < options.max_order:
             pool += [(*best.inputs, c) for c in candidates if c not in best.inputs]
     return result
+
+
+def restrict(
+    fields: dict[str, Codes], labels_train: np.ndarray, labels_valid: np.ndarray, rows: ProxyRows
+) -> tuple[dict[str, Codes], np.ndarray, np.ndarray]:
+    """Fields and labels cut to the rows the criterion fits the proxy on (train side) and scores it on (valid side)."""
+    fit, score = rows.split(labels_train, labels_valid)
+    if np.unique(fit).size < 2 or np.unique(score).size < 2:
+        raise DataError(
+            "autocross: the proxy's fit or scoring rows hold a single class, so no AUC can be computed"
+            "\n  fix: sample more rows, or hold out a larger share of users (--holdout-share)"
+        )
+    return {name: Codes(*rows.split(f.train, f.valid), f.size) for name, f in fields.items()}, fit, score
 
 
 def _codes(inputs: tuple[str, ...], fields: dict[str, Codes], cache: dict[tuple[str, ...], Codes]) -> Codes:

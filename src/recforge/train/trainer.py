@@ -108,7 +108,8 @@ class Trainer:
         out_dir: Path,
         on_eval: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        """`on_eval` sees every evaluation row (HPO reports and prunes there; it may raise to stop)."""
+        """`on_eval` sees every row written to evals.jsonl (HPO reports and prunes there, trackers log it; it may
+        raise to stop)."""
         self.model = model
         self.forward_model: nn.Module = model  # what a training step calls (a DDP wrapper under torchrun)
         self.on_eval = on_eval
@@ -247,8 +248,6 @@ class Trainer:
                 **{f"valid_{k}": v for k, v in metrics.items()},
             }
         )
-        if self.on_eval is not None:
-            self.on_eval(self.history[-1])
         key = stop_metric or self.first_metric
         higher = HIGHER_IS_BETTER[key.rpartition("/")[2].partition("@")[0]]
         value = metrics.get(key, float("nan"))
@@ -275,8 +274,10 @@ class Trainer:
     def _record(self, row: dict[str, Any]) -> None:
         self.history.append(row)
         log.info("eval %s", json.dumps(row))
-        if self.writes_outputs:
+        if self.writes_outputs:  # rank 0 under torchrun: one evals.jsonl, one tracked run
             append_eval(self.out_dir, row)
+            if self.on_eval is not None:
+                self.on_eval(row)
         if self.writer is not None:
             for k, v in row.items():
                 if k not in ("epoch", "step") and isinstance(v, float):
