@@ -23,6 +23,7 @@ from recforge.bundle import Bundle, load_bundle, save_bundle
 from recforge.bundle.bundle import read_bundle_manifest
 from recforge.bundle.topk import side_columns, top_items_for_user
 from recforge.config import PipelineConfig
+from recforge.config.schema import TrackingConfig
 from recforge.config.tasks import is_multitask, model_tasks, pipeline_tasks
 from recforge.data import SamplePaths, build_samples
 from recforge.data.probe import check_data
@@ -112,25 +113,14 @@ def train(
     check(cfg, ctx.world_size)
     check_data(cfg.data)  # nothing is written before the checks pass: a bad config leaves no run directory
     out = Path(out_dir)
-    with tracked_run(cfg.train.tracking, out, cfg.dump()) as tracker:
-        result = _train_run(cfg, out, resume, warm_start, on_eval, tracker)
+    tracking = cfg.train.tracking if ctx.is_main else TrackingConfig()  # one tracked run: rank 0's
+    with tracked_run(tracking, out, cfg.dump()) as tracker:
+        out.mkdir(parents=True, exist_ok=True)
+        with process_group(ctx):
+            route_logs(ctx, out)
+            result = _train(cfg, out, ctx, resume, warm_start, on_eval, tracker)
         tracker.log_run(out)
     return result
-
-
-def _train_run(
-    cfg: PipelineConfig,
-    out: Path,
-    resume: bool,
-    warm_start: str | Path | None,
-    on_eval: Callable[[dict[str, Any]], None] | None,
-    tracker: Tracker,
-) -> RunResult:
-    """`train` once its checks passed and its tracker is open."""
-    out.mkdir(parents=True, exist_ok=True)
-    with process_group(ctx):
-        route_logs(ctx, out)
-        return _train(cfg, out, ctx, resume, warm_start, on_eval)
 
 
 def _train(
@@ -140,6 +130,7 @@ def _train(
     resume: bool,
     warm_start: str | Path | None,
     on_eval: Callable[[dict[str, Any]], None] | None,
+    tracker: Tracker,
 ) -> RunResult:
     """`train` in this process: rank 0 builds the samples and features first, the other ranks reuse them."""
     if not ctx.is_main:  # progress bars and run outputs are rank 0's
