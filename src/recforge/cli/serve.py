@@ -35,11 +35,16 @@ def serve(
     host: str | None = typer.Option(None, help="Bind address (default 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port (default 8000)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a serving config value, e.g. --set backend=onnx."),
+    ui: bool = typer.Option(False, "--ui", help="Mount the Studio at /ui (rollback needs RECFORGE_ADMIN_TOKEN)."),
+    ui_runs: Path | None = typer.Option(None, help="With --ui: the directory of run directories to show."),
+    ui_pipeline: Path | None = typer.Option(None, help="With --ui: the pipeline root (history.jsonl) to show."),
 ) -> None:
     """Serve /recommend, KServe v2 and TF-Serving inference with hot model swaps (FastAPI + uvicorn)."""
     from recforge.config.serving import find_serving_config, load_serving_config
+    from recforge.serving.http.app import api_key_of
     from recforge.serving.http.run import check_bindable, run_service
     from recforge.serving.service import build_service
+    from recforge.studio.app import MOUNT, create_studio, mounted_studio
 
     file = config or find_serving_config(model)
     settings = [*overrides, *([f"http.host={host}"] if host else []), *([f"http.port={port}"] if port else [])]
@@ -50,4 +55,10 @@ def serve(
         f"serving {service.predictor.name} version {service.predictor.version} on http://{cfg.http.host}:{cfg.http.port}"
         f" with {cfg.http.workers} worker(s) (config: {file or 'defaults'}; watching {model}: {cfg.watch.enabled})"
     )
-    run_service(model, service, cfg)
+    http = cfg.http
+    studio = mounted_studio(model, http.host, http.port, api_key_of(http), ui_runs, ui_pipeline) if ui else None
+    if studio is not None:
+        typer.echo(
+            f"studio on http://{http.host}:{http.port}{MOUNT}/ (rollback {'on' if studio.admin_token else 'off'})"
+        )
+    run_service(model, service, cfg, {MOUNT: create_studio(studio)} if studio else None)

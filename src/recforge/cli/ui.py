@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 
 from recforge.cli.app import app
-
-TOKEN_ENV = "RECFORGE_ADMIN_TOKEN"
+from recforge.studio.app import TOKEN_ENV
 
 
 @app.command()

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from recforge import __version__
-from recforge.errors import ConfigError, EndpointError, RecforgeError
+from recforge.bundle.stream import is_bundle
+from recforge.errors import BundleError, ConfigError, DataError, EndpointError, RecforgeError
 from recforge.studio.embeddings import embeddings_router
 from recforge.studio.features_page import features_router
 from recforge.studio.html import note, page
 from recforge.studio.pipeline_runs import pipeline_router
 from recforge.studio.runs import runs_router
+from recforge.studio.service_client import ServiceClient
 from recforge.studio.settings import Studio
 from recforge.studio.stream_page import stream_router
 from recforge.studio.try_user import try_router
@@ -26,7 +30,10 @@ PAGES: tuple[Callable[[Studio], APIRouter], ...] = (
     try_router,
     pipeline_router,
 )
-STATUS = {ConfigError: 400, EndpointError: 502}  # any other RecforgeError: 404 (a name or file that is not there)
+MOUNT = "/ui"  # where `recforge serve --ui` mounts the Studio
+TOKEN_ENV = "RECFORGE_ADMIN_TOKEN"  # the rollback admin token, unless `recforge ui --admin-token-env` names another
+# a missing source option, an unsafe or unknown name, a malformed file, a service that is down; others: 400
+STATUS = {ConfigError: 400, BundleError: 404, DataError: 422, EndpointError: 502}
 
 
 def create_studio(studio: Studio) -> FastAPI:
@@ -37,7 +44,19 @@ def create_studio(studio: Studio) -> FastAPI:
 
     @app.exception_handler(RecforgeError)
     async def recforge_error(request: Request, exc: RecforgeError) -> HTMLResponse:
-        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 404)
+        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
         return HTMLResponse(page("error", "", note(str(exc), "err"), prefix=studio.prefix), status)
 
     return app
+
+
+def mounted_studio(
+    model: Path, host: str, port: int, api_key: str | None, runs: Path | None = None, pipeline: Path | None = None
+) -> Studio:
+    """The Studio `recforge serve --ui` mounts at /ui: the served stream, the service itself, and the
+    admin token from RECFORGE_ADMIN_TOKEN (without it rollback stays off)."""
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    stream = None if is_bundle(model) else model  # a single bundle has no versions to show or roll back
+    client = ServiceClient(f"http://{local}:{port}", api_key=api_key)
+    token = os.environ.get(TOKEN_ENV) or None
+    return Studio(runs=runs, stream=stream, service=client, pipeline=pipeline, admin_token=token, prefix=MOUNT)

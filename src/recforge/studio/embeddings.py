@@ -29,7 +29,9 @@ def frequency_histogram(counts: np.ndarray, title: str) -> str:
     edges = [0, *[2**i for i in range(int(np.log2(top)) + 2)]]
     labels = [f"{a + 1}-{b}" if b > a + 1 else str(b) for a, b in itertools.pairwise(edges)]
     sizes = np.histogram(counts, bins=np.array(edges, dtype=np.float64) + 0.5)[0]
-    return bar_chart(labels, [float(s) for s in sizes], title)
+    used = np.flatnonzero(sizes)
+    first, last = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 0)  # bands outside the data say nothing
+    return bar_chart(labels[first:last], [float(s) for s in sizes[first:last]], title)
 
 
 def table_section(summary: dict[str, Any], frequencies: np.ndarray | None) -> str:

@@ -21,7 +21,7 @@ from recforge.train.svg import line_chart
 
 def feature_columns(config: dict[str, Any], train: pa.Table) -> list[str]:
     """The config's features that are columns of the samples (crosses and sequences are built later)."""
-    names = [f.get("name") for f in config.get("features", []) if isinstance(f, dict)]
+    names = [str(f.get("name")) for f in config.get("features", []) if isinstance(f, dict)]
     return [n for n in names if n in train.column_names]
 
 
