@@ -4,6 +4,7 @@ residency, from `pipeline.ev_inspect.inspect_embedding` (what `recforge ev inspe
 from __future__ import annotations
 
 import itertools
+from functools import lru_cache
 from html import escape
 from typing import Any
 
@@ -11,7 +12,8 @@ import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from recforge.bundle import load_bundle
+from recforge.bundle import Bundle, load_bundle
+from recforge.bundle.bundle import MANIFEST
 from recforge.pipeline.ev_inspect import inspect_embedding
 from recforge.studio.bundles import pick_bundle
 from recforge.studio.html import cards, note, page, section
@@ -48,13 +50,19 @@ def table_section(summary: dict[str, Any], frequencies: np.ndarray | None) -> st
     return section(f"table {name}", body)
 
 
+@lru_cache(maxsize=4)
+def _loaded(path: str, stamp: int) -> Bundle:
+    """A bundle loaded once per manifest write (`stamp`): a page view costs no reload until a new version lands."""
+    return load_bundle(path)
+
+
 def embeddings_router(studio: Studio) -> APIRouter:
     router = APIRouter()
 
     @router.get("/embeddings", response_class=HTMLResponse)
     def embeddings_page(run: str | None = None) -> str:
         path = pick_bundle(studio, run)
-        bundle = load_bundle(path)
+        bundle = _loaded(str(path), (path / MANIFEST).stat().st_mtime_ns)
         body = note(f"bundle {path} (version {bundle.version})")
         tables = dict.fromkeys(f.table for f in bundle.features.schema().fields if f.table)
         for table in tables:

@@ -25,6 +25,7 @@ from recforge.train.evals_log import read_evals
 from recforge.train.report import config_diff, flatten, learning_curves, metrics_table, run_report
 from recforge.train.svg import line_chart
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's safe loader when PyYAML was built with it
 HIGHLIGHTS = ("name", "model.name", "embedding_dim", "train.epochs", "train.batch_size")
 METRICS = (("valid", "auc"), ("valid", "logloss"), ("test", "auc"), ("test", "logloss"))
 
@@ -46,7 +47,7 @@ def run_dir(root: Path, name: str) -> Path:
 
 def read_run(root: Path, name: str) -> Run:
     path = run_dir(root, name)
-    config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+    config = yaml.load((path / "config.yaml").read_text(), Loader=SAFE_LOADER) or {}
     metrics_file = path / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
     return Run(name, path, config, metrics)
