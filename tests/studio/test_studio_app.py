@@ -14,6 +14,8 @@ from recforge.bundle.verdict import gate_verdict
 from recforge.studio.app import create_studio
 from recforge.studio.settings import Studio
 
+from support import recforge
+
 VERSIONS = ("20261201-000000-aaaaaa", "20261202-000000-bbbbbb")
 
 
@@ -76,3 +78,9 @@ def test_a_service_that_is_down_is_named_on_the_page(tmp_path: Path) -> None:
     studio = Studio(service=ServiceClient("http://127.0.0.1:9", timeout=2))
     answer = TestClient(create_studio(studio)).get("/try?user=5")
     assert answer.status_code == 502 and "cannot reach the service at http://127.0.0.1:9/recommend" in answer.text
+
+
+def test_recforge_ui_refuses_a_missing_directory_in_one_line(tmp_path: Path) -> None:
+    proc = recforge("ui", "--runs", tmp_path / "nope", check=False)
+    assert proc.returncode == 2
+    assert "--runs" in proc.stderr and "does not exist" in proc.stderr and "Traceback" not in proc.stderr

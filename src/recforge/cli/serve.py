@@ -42,7 +42,7 @@ def serve(
     """Serve /recommend, KServe v2 and TF-Serving inference with hot model swaps (FastAPI + uvicorn)."""
     from recforge.config.serving import find_serving_config, load_serving_config
     from recforge.serving.http.app import api_key_of
-    from recforge.serving.http.run import check_bindable, run_service
+    from recforge.serving.http.run import check_bindable, check_mountable, run_service
     from recforge.serving.service import build_service
     from recforge.studio.app import MOUNT, create_studio, mounted_studio
 
@@ -50,6 +50,7 @@ def serve(
     settings = [*overrides, *([f"http.host={host}"] if host else []), *([f"http.port={port}"] if port else [])]
     cfg = load_serving_config(file, settings)
     check_bindable(cfg.http.host, cfg.http.port)
+    check_mountable(cfg, [MOUNT] if ui else None)
     service = build_service(model, cfg)  # also when workers > 1: a bad config or bundle fails here, once
     typer.echo(
         f"serving {service.predictor.name} version {service.predictor.version} on http://{cfg.http.host}:{cfg.http.port}"

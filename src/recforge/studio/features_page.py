@@ -4,6 +4,7 @@ recent distribution with its PSI, binned exactly as the streaming drift monitor 
 from __future__ import annotations
 
 import json
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,13 @@ def shift_chart(name: str, shift: Shift) -> str:
         "train": [(float(i), float(v)) for i, v in enumerate(shift.expected)],
         "recent": [(float(i), float(v)) for i, v in enumerate(shift.actual)],
     }
-    return line_chart(series, f"{name}: share per bin (PSI {shift.psi:.4f})", "bin", width=420, height=220)
+    chart = line_chart(series, f"{name}: share per bin (PSI {shift.psi:.4f})", "bin", width=420, height=220)
+    rows = [
+        [n, label, float(e), float(a)]
+        for n, (label, e, a) in enumerate(zip(shift.labels, shift.expected, shift.actual, strict=True))
+    ]
+    bins = table(["bin", "values", "train", "recent"], rows)
+    return f"<div>{chart}<details><summary>{escape(name)} bins</summary>{bins}</details></div>"
 
 
 def features_router(studio: Studio) -> APIRouter:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,16 @@ def check_bindable(host: str, port: int) -> None:
         raise EndpointError(f"cannot listen on {host}:{port}: {exc.strerror}\n  fix: {fix}") from None
 
 
+def check_mountable(config: ServingConfig, mounts: Mapping[str, Any] | Sequence[str] | None) -> None:
+    """Mounted apps need the single-worker server: worker processes are rebuilt from the environment."""
+    if mounts and config.http.workers > 1:
+        raise ConfigError(
+            "http.workers",
+            f"{', '.join(mounts)} can be mounted only in a single-worker server (workers is {config.http.workers})",
+            fix="--set http.workers=1, or run `recforge ui` beside the service",
+        )
+
+
 def run_service(
     model: str | Path, service: Service, config: ServingConfig, mounts: Mapping[str, Any] | None = None
 ) -> None:
@@ -48,12 +58,7 @@ def run_service(
     if config.http.workers == 1:
         uvicorn.run(create_app(service, mounts), access_log=False, **options)
         return
-    if mounts:
-        raise ConfigError(
-            "http.workers",
-            f"{', '.join(mounts)} can be mounted only in a single-worker server (workers is {config.http.workers})",
-            fix="--set http.workers=1, or run `recforge ui` beside the service",
-        )
+    check_mountable(config, mounts)
     service.stop()
     os.environ[MODEL_ENV], os.environ[CONFIG_ENV] = str(Path(model).resolve()), config.model_dump_json()
     uvicorn.run(
