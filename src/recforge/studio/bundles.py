@@ -12,13 +12,12 @@ from recforge.studio.settings import Studio
 
 def pick_run(studio: Studio, run: str | None) -> Path:
     """The run directory named `run`, else the first run (by name) under --runs."""
-    studio.need(studio.runs, "--runs", "a runs directory")
-    assert studio.runs is not None
+    root = studio.need(studio.runs, "--runs", "a runs directory")
     if run:
-        return run_dir(studio.runs, run)
-    runs, _ = list_runs(studio.runs)
+        return run_dir(root, run)
+    runs, _ = list_runs(root)
     if not runs:
-        raise ConfigError("--runs", f"{studio.runs} holds no run directory", fix="train one with `recforge train`")
+        raise ConfigError("--runs", f"{root} holds no run directory", fix="train one with `recforge train`")
     return runs[0].path
 
 

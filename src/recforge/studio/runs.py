@@ -110,9 +110,7 @@ def runs_router(studio: Studio) -> APIRouter:
     prefix = studio.prefix
 
     def root() -> Path:
-        if studio.runs is None:
-            raise ConfigError("--runs", "no runs directory was given", fix="recforge ui --runs DIR")
-        return studio.runs
+        return studio.need(studio.runs, "--runs", "a runs directory")
 
     @router.get("/", response_class=HTMLResponse)
     def runs_page() -> str:

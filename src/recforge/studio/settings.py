@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from recforge.errors import ConfigError
 from recforge.studio.service_client import ServiceClient
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,9 @@ class Studio:
     admin_token: str | None = None  # rollback needs it; without one rollback is off
     prefix: str = ""  # where the pages are mounted ("" or e.g. "/ui")
 
-    def need(self, value: object, option: str, what: str) -> None:
-        """A ConfigError naming the `recforge ui` option when a page needs a source that was not given."""
+    @staticmethod
+    def need(value: T | None, option: str, what: str) -> T:
+        """`value`, or a ConfigError naming the `recforge ui` option when a page needs a source not given."""
         if value is None:
             raise ConfigError(option, f"this page needs {what}, and none was given", fix=f"recforge ui {option} ...")
+        return value

@@ -16,7 +16,7 @@ from recforge.bundle.drift_status import read_drift_status, read_drift_windows
 from recforge.bundle.stream import current, rejections, rollback, versions
 from recforge.bundle.verdict import read_verdict
 from recforge.errors import EndpointError
-from recforge.studio.html import Raw, cards, note, page, section, table
+from recforge.studio.html import cards, note, page, section, table
 from recforge.studio.settings import Studio
 from recforge.train.svg import line_chart
 
@@ -96,9 +96,7 @@ def stream_router(studio: Studio) -> APIRouter:
     router = APIRouter()
 
     def render(message: str = "") -> str:
-        studio.need(studio.stream, "--stream", "a model stream directory")
-        assert studio.stream is not None
-        stream = studio.stream
+        stream = studio.need(studio.stream, "--stream", "a model stream directory")
         served = current(stream).path.name
         rows, names = version_rows(stream, served)
         body = message + served_cards(studio, stream)
@@ -125,10 +123,9 @@ def stream_router(studio: Studio) -> APIRouter:
         if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
             why = "rollback is off (no admin token configured)" if not expected else "wrong admin token"
             return HTMLResponse(page("rollback refused", "/stream", note(why, "err"), prefix=studio.prefix), 403)
-        studio.need(studio.stream, "--stream", "a model stream directory")
-        assert studio.stream is not None
-        name = rollback(studio.stream, to)  # only to versions that passed the gate, as `recforge model rollback`
-        done = Raw(f'<p class="ok" data-testid="rolled-back">now serving {escape(name)} (LATEST moved)</p>').html
+        stream = studio.need(studio.stream, "--stream", "a model stream directory")
+        name = rollback(stream, to)  # only to versions that passed the gate, as `recforge model rollback`
+        done = f'<p class="ok" data-testid="rolled-back">now serving {escape(name)} (LATEST moved)</p>'
         return HTMLResponse(render(done))
 
     return router

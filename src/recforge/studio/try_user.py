@@ -64,12 +64,11 @@ def try_router(studio: Studio) -> APIRouter:
     def try_page(user: str = "", item: str = "", k: int = 10) -> str:
         body = forms(studio.prefix, user, item, k)
         if user or item:
-            studio.need(studio.service, "--service", "a live service (recforge serve)")
-            assert studio.service is not None
+            service = studio.need(studio.service, "--service", "a live service (recforge serve)")
             request: dict[str, Any] = {"user_id": raw_id(user), "k": k, "explain": True, "timings": True}
             if item:
                 request.update(user_id=UNKNOWN_USER, recent_items=[raw_id(item)])
-            answer = studio.service.post("/recommend", request)
+            answer = service.post("/recommend", request)
             what = f"items similar to {item} (recall from it alone, then ranked)" if item else f"user {user}"
             body += note(what) + ranked_section(answer) + explain_sections(answer)
         elif studio.service is None:
