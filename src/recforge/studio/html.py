@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 from typing import Any
-from urllib.parse import quote
 
 from recforge.train.report import STYLE
 
@@ -61,11 +60,6 @@ def cards(values: Sequence[tuple[str, Any]], test_prefix: str = "") -> str:
 
 def link(href: str, text: str) -> str:
     return f'<a href="{escape(href)}">{escape(text)}</a>'
-
-
-def query(**params: str) -> str:
-    """A query string with every value URL-quoted."""
-    return "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
 
 
 def note(text: str, kind: str = "muted") -> str:
