@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from recforge.cli.app import app
+from recforge.studio.settings import MOUNT
+
+if TYPE_CHECKING:
+    from recforge.config.serving import HttpConfig
 
 
 @app.command()
@@ -41,10 +46,8 @@ def serve(
 ) -> None:
     """Serve /recommend, KServe v2 and TF-Serving inference with hot model swaps (FastAPI + uvicorn)."""
     from recforge.config.serving import find_serving_config, load_serving_config
-    from recforge.serving.http.app import api_key_of
     from recforge.serving.http.run import check_bindable, check_mountable, run_service
     from recforge.serving.service import build_service
-    from recforge.studio.app import MOUNT, create_studio, mounted_studio
 
     file = config or find_serving_config(model)
     settings = [*overrides, *([f"http.host={host}"] if host else []), *([f"http.port={port}"] if port else [])]
@@ -56,10 +59,15 @@ def serve(
         f"serving {service.predictor.name} version {service.predictor.version} on http://{cfg.http.host}:{cfg.http.port}"
         f" with {cfg.http.workers} worker(s) (config: {file or 'defaults'}; watching {model}: {cfg.watch.enabled})"
     )
-    http = cfg.http
-    studio = mounted_studio(model, http.host, http.port, api_key_of(http), ui_runs, ui_pipeline) if ui else None
-    if studio is not None:
-        typer.echo(
-            f"studio on http://{http.host}:{http.port}{MOUNT}/ (rollback {'on' if studio.admin_token else 'off'})"
-        )
-    run_service(model, service, cfg, {MOUNT: create_studio(studio)} if studio else None)
+    run_service(model, service, cfg, _studio_mount(model, cfg.http, ui_runs, ui_pipeline) if ui else None)
+
+
+def _studio_mount(model: Path, http: HttpConfig, runs: Path | None, pipeline: Path | None) -> dict[str, Any]:
+    """`--ui`: the Studio over the served stream and this very service, to mount at /ui."""
+    from recforge.serving.http.app import api_key_of
+    from recforge.studio.app import create_studio, mounted_studio
+
+    studio = mounted_studio(model, http.host, http.port, api_key_of(http), runs, pipeline)
+    rollback = "on" if studio.admin_token else "off: set RECFORGE_ADMIN_TOKEN"
+    typer.echo(f"studio on http://{http.host}:{http.port}{MOUNT}/ (rollback {rollback})")
+    return {MOUNT: create_studio(studio)}

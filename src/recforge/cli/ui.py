@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from recforge.cli.app import app
-from recforge.studio.app import TOKEN_ENV
+from recforge.studio.settings import TOKEN_ENV
 
 
 @app.command()

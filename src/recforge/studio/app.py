@@ -18,7 +18,7 @@ from recforge.studio.html import note, page
 from recforge.studio.pipeline_runs import pipeline_router
 from recforge.studio.runs import runs_router
 from recforge.studio.service_client import ServiceClient
-from recforge.studio.settings import Studio
+from recforge.studio.settings import MOUNT, TOKEN_ENV, Studio
 from recforge.studio.stream_page import stream_router
 from recforge.studio.try_user import try_router
 
@@ -30,8 +30,6 @@ PAGES: tuple[Callable[[Studio], APIRouter], ...] = (
     try_router,
     pipeline_router,
 )
-MOUNT = "/ui"  # where `recforge serve --ui` mounts the Studio
-TOKEN_ENV = "RECFORGE_ADMIN_TOKEN"  # the rollback admin token, unless `recforge ui --admin-token-env` names another
 # a missing source option, an unsafe or unknown name, a malformed file, a service that is down; others: 400
 STATUS = {ConfigError: 400, BundleError: 404, DataError: 422, EndpointError: 502}
 

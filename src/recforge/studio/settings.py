@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from recforge.errors import ConfigError
-from recforge.studio.service_client import ServiceClient
+
+if TYPE_CHECKING:  # the CLI imports this module at start: keep urllib out of it
+    from recforge.studio.service_client import ServiceClient
 
 T = TypeVar("T")
+TOKEN_ENV = "RECFORGE_ADMIN_TOKEN"  # the rollback admin token, unless `recforge ui --admin-token-env` names another
+MOUNT = "/ui"  # where `recforge serve --ui` mounts the Studio (its links are built for it)
 
 
 @dataclass(frozen=True)
