@@ -34,5 +34,7 @@ apt_install() {
 command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 # A Java runtime for pypmml (the PMML evaluator the GBDT+LR export is checked against).
 command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
+# Debian's chromium for the Studio's browser test (Playwright drives it; its own browser downloads are not used).
+command -v chromium >/dev/null 2>&1 || apt_install chromium
 
 setup_hash > "$STAMP"  # scripts/test.sh skips the install while this still matches

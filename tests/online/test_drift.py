@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from recforge.bundle.drift_status import WINDOWS, append_drift_window, read_drift_windows
 from recforge.config.schema import SyntheticConfig
 from recforge.data.synthetic import generate_synthetic
 from recforge.errors import DataError
-from recforge.online.drift import DriftConfig, DriftMonitor, psi
+from recforge.online.drift import DriftConfig, DriftMonitor, distribution_shift, psi
 from recforge.train.metrics import auc
 
 WINDOW = 5_000
@@ -90,3 +93,32 @@ def test_psi_values_and_bad_input() -> None:
         DriftMonitor(pa.table({"a": [1.0]}), ["b"])
     with pytest.raises(DataError, match="empty"):
         DriftMonitor(pa.table({"a": pa.array([], pa.float64())}), ["a"])
+
+
+def test_distribution_shift_is_the_psi_the_monitor_judges_and_names_its_bins(stream: pa.Table) -> None:
+    reference, window = stream.slice(0, 20_000), stream.slice(20_000, WINDOW)
+    mon = monitor(reference)
+    mon.observe(window)
+    for column in ("price", "category_id", "position"):
+        shift = distribution_shift(reference[column], window[column])
+        assert shift.psi == mon.reports[0].psi[column]
+        assert len(shift.labels) == len(shift.expected) == len(shift.actual)
+    price = distribution_shift(reference["price"], window["price"])
+    assert price.labels[0].startswith("< ") and price.labels[-2].startswith(">= ") and price.labels[-1] == "missing"
+    words = distribution_shift(pa.array(["a"] * 6 + ["b"] * 3 + ["c"]), pa.array(["a", "d", None]))
+    assert words.labels == ["a", "b", "c", "other / missing"]  # most frequent first, then the rest
+    np.testing.assert_allclose(words.actual, [1 / 3, 0, 0, 2 / 3])
+
+
+def test_drift_windows_are_appended_and_read_back(stream: pa.Table, tmp_path: Path) -> None:
+    mon = monitor(stream.slice(0, 20_000))
+    reports = mon.observe(stream.slice(20_000, 3 * WINDOW))
+    for report in reports:
+        append_drift_window(tmp_path, report.to_json())
+    assert read_drift_windows(tmp_path) == [r.to_json() for r in reports] and len(reports) == 3
+    with (tmp_path / WINDOWS).open("a") as out:
+        out.write('{"window": 3, "ro')  # a writer killed mid-line: the last line is cut short
+    assert len(read_drift_windows(tmp_path)) == 3
+    (tmp_path / WINDOWS).write_text('{"window": 0}\nnot json\n{"window": 2}\n')
+    with pytest.raises(DataError, match=r"drift_windows.jsonl:2: not a JSON object"):
+        read_drift_windows(tmp_path)

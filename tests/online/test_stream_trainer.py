@@ -16,7 +16,7 @@ import redis
 import torch
 
 from recforge.bundle import load_bundle
-from recforge.bundle.drift_status import read_drift_status, request_clear
+from recforge.bundle.drift_status import read_drift_status, read_drift_windows, request_clear
 from recforge.bundle.stream import current, rejections, rollback, versions
 from recforge.config import build_config
 from recforge.config.schema import SyntheticConfig
@@ -185,6 +185,8 @@ def test_drift_alarm_holds_publishing_until_cleared(events: pa.Table, redis_url:
     assert any("drift alarm" in r for res in report.rejected for r in res.reasons)
     status = read_drift_status(models)
     assert status is not None and status["alarm"] is True and "price" in status["reasons"][0]
+    windows = read_drift_windows(models)  # every judged window, for the Studio's drift charts
+    assert windows[-len(trainer.monitor.reports) :] == [r.to_json() for r in trainer.monitor.reports]
 
     request_clear(models)  # `recforge stream clear-drift`: the shifted stream is the new normal
     produce(shifted.slice(0, 2500), url, progress=False)

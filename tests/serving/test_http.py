@@ -93,6 +93,26 @@ def test_recommend_recalls_ranks_and_names_its_version(server: Server, run: Run)
     assert channels <= {"als", "itemcf", "popular", "popular_fallback"} and channels
 
 
+def test_recommend_explain_lists_each_channel_and_the_merged_candidates(server: Server, run: Run) -> None:
+    users = pq.read_table(run.root / "tables" / "users.parquet")["user_id"].to_pylist()
+    plain = server.post("/recommend", json={"user_id": users[1], "k": 10}).json()
+    body = server.post("/recommend", json={"user_id": users[1], "k": 10, "explain": True}).json()
+    assert body["items"] == plain["items"] and "explain" not in plain  # explaining changes no answer
+    channels, merged = body["explain"]["channels"], body["explain"]["merged"]
+    assert list(channels) == [c["name"] for c in CHANNELS]
+    for channel in CHANNELS:  # a channel may find nothing for a user (no neighbours), never more than its quota
+        assert len(channels[channel["name"]]) <= channel["quota"]
+    assert sum(map(len, channels.values())) > 0
+    assert len(merged) == 200  # merge.k, filled with popular items
+    found = {c["item_id"]: c["channels"] for c in merged}
+    assert len(found) == 200  # deduplicated
+    for item in body["items"]:
+        assert found[item["item_id"]] == item["channels"]
+    for name, listed in channels.items():
+        in_merged = {i for i, c in found.items() if name in c}
+        assert in_merged <= {c["item_id"] for c in listed}  # an item credited to a channel is on its list
+
+
 def test_recommend_excludes_seen_and_blocked_items_and_applies_filters(server: Server, run: Run) -> None:
     items = pq.read_table(run.root / "tables" / "items.parquet")
     user = pq.read_table(run.root / "tables" / "users.parquet")["user_id"][3].as_py()

@@ -5,7 +5,7 @@ One module per command group; `main` is the console-script entry point (`recforg
 
 from __future__ import annotations
 
-from recforge.cli import serve, train  # noqa: F401 - registers the top-level commands on `app`
+from recforge.cli import serve, train, ui  # noqa: F401 - registers the top-level commands on `app`
 from recforge.cli.app import app
 from recforge.cli.config import config_app
 from recforge.cli.data import data_app

@@ -12,6 +12,7 @@ stable, 0.1-0.25 moderate, > 0.25 a real shift (default threshold 0.2).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,17 @@ class WindowReport:
     def drifted(self) -> bool:
         return bool(self.reasons)
 
+    def to_json(self) -> dict[str, object]:
+        """The window as one line of the stream's drift history (`bundle/drift_status.py`)."""
+        return {
+            "window": self.index,
+            "rows": self.rows,
+            "psi": self.psi,
+            "label_rate": self.label_rate,
+            "auc": self.auc,
+            "reasons": self.reasons,
+        }
+
 
 class _Binner:
     """Maps a column to reference bins: quantile edges (numeric) or frequent values (categorical)."""
@@ -84,6 +96,34 @@ class _Binner:
             codes = np.asarray(index.fill_null(self.size - 1).to_numpy(zero_copy_only=False), dtype=np.int64)
         counts = np.bincount(codes, minlength=self.size).astype(np.float64)
         return counts / max(counts.sum(), 1.0)
+
+    def labels(self) -> list[str]:
+        """One name per bin, in `shares` order: value ranges (numeric) or values, then the catch-all bin."""
+        if self.numeric:
+            cuts = [f"{e:.4g}" for e in self.edges]
+            ranges = [f"< {cuts[0]}"] if cuts else []
+            ranges += [f"{a} - {b}" for a, b in itertools.pairwise(cuts)] + ([f">= {cuts[-1]}"] if cuts else ["all"])
+            return [*ranges, "missing"]
+        return [*map(str, self.values.to_pylist()), "other / missing"]
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A column's reference and recent shares over the reference's bins, and their PSI."""
+
+    labels: list[str]
+    expected: np.ndarray
+    actual: np.ndarray
+    psi: float
+
+
+def distribution_shift(
+    reference: pa.ChunkedArray | pa.Array, recent: pa.ChunkedArray | pa.Array, bins: int = 10, top: int = 20
+) -> Shift:
+    """Bin both columns as the drift monitor does (so the Studio shows the very PSI an alarm is raised on)."""
+    binner = _Binner(reference, bins, top)
+    actual = binner.shares(recent)
+    return Shift(binner.labels(), binner.expected, actual, psi(binner.expected, actual))
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:

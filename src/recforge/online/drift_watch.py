@@ -16,7 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from recforge.bundle.drift_status import read_drift_status, take_clear_request, write_drift_status
+from recforge.bundle.drift_status import (
+    append_drift_window,
+    read_drift_status,
+    take_clear_request,
+    write_drift_status,
+)
 from recforge.config import PipelineConfig
 from recforge.features import FeatureSet
 from recforge.online.drift import DriftConfig, DriftMonitor, WindowReport
@@ -66,6 +71,7 @@ class DriftWatch:
                 self._start_monitor(features)
             return
         for report in self.monitor.observe(table, scores):
+            append_drift_window(self.models, report.to_json())
             write_drift_status(self.models, self.monitor.alarm, self.monitor.alarm_reasons, report.index)
 
     def restore(self) -> None:

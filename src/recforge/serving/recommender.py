@@ -40,6 +40,7 @@ class RecommendRequest:
     exclude: Sequence[Any] = ()
     candidates: Sequence[Any] | None = None
     filters: Mapping[str, Any] = field(default_factory=dict)
+    explain: bool = False  # answer each recall channel's list and the merged list too
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Recommendation:
     user_known: bool
     timings_ms: dict[str, float]
     task_scores: dict[str, list[float]] = field(default_factory=dict)  # multi-task bundles: task -> per item
+    explain: dict[str, Any] | None = None  # on request: {"channels": {name: [...]}, "merged": [...]}
 
     def to_json(self, user_id: Any, timings: bool = False) -> dict[str, Any]:
         """The /recommend answer body (a multi-task model adds each item's task scores under `tasks`)."""
@@ -69,6 +71,8 @@ class Recommendation:
         }
         if timings:
             answer["timings_ms"] = self.timings_ms
+        if self.explain is not None:
+            answer["explain"] = self.explain
         return answer
 
 
@@ -147,12 +151,12 @@ class Recommender:
         user = self._user_row(predictor, request.user_id)
         clock.lap("features")
         k = request.k or self.config.k
-        candidates, known = self._candidates(request, user)
+        candidates, known, explain = self._candidates(request, user)
         clock.lap("recall")
         candidates = self._filter(request, candidates)
         clock.lap("filter")
         if len(candidates) == 0:
-            return Recommendation([], [], [], predictor.name, predictor.version, known, clock.done())
+            return Recommendation([], [], [], predictor.name, predictor.version, known, clock.done(), explain=explain)
         ids = candidates.ids
         batch = predictor.build_inputs(user, ids, request.context)
         by_task = predictor.score_inputs(batch)
@@ -175,6 +179,7 @@ class Recommender:
             known,
             clock.done(),
             {task: by_task[task][top].tolist() for task in predictor.tasks},
+            explain,
         )
 
     def _user_row(self, predictor: Predictor, user_id: Any) -> dict[str, Any]:
@@ -191,19 +196,37 @@ class Recommender:
             recent = list(user[column])
         return recent[-self.config.recent_items :]
 
-    def _candidates(self, request: RecommendRequest, user: Mapping[str, Any]) -> tuple[CandidateList, bool]:
-        """Request candidates as given, or the merged recall list; with each item's channels."""
+    def _candidates(
+        self, request: RecommendRequest, user: Mapping[str, Any]
+    ) -> tuple[CandidateList, bool, dict[str, Any] | None]:
+        """Request candidates as given, or the merged recall list; with each item's channels (and, on request,
+        each channel's own list)."""
         if request.candidates is not None:
-            return CandidateList.from_request(request.candidates), True
+            listed = CandidateList.from_request(request.candidates)
+            return listed, True, ({"channels": {}, "merged": _merged_json(listed)} if request.explain else None)
         if self.recall is None:
             raise DataError("this service has no recall bundle: send `candidates` with the request")
         code = int(self.recall_users.positions([request.user_id])[0])
         history = self._history_row(code, self.recall_items.positions(self._history(request, user)))
         exclude = history if self.config.exclude_seen else None
-        merged = self.recall.recall(Query(np.array([code], np.int64), history, exclude), k=self.config.candidates)
+        query = Query(np.array([code], np.int64), history, exclude)
+        lists = self.recall.channel_candidates(query)
+        merged = self.recall.merge(query, lists, k=self.config.candidates)
         row = merged.items[0]
         valid = np.flatnonzero(row >= 0)
-        return CandidateList(self.recall_item_ids[row[valid]], merged.sources[0, valid], merged.channels), code >= 0
+        found = CandidateList(self.recall_item_ids[row[valid]], merged.sources[0, valid], merged.channels)
+        explain = {"channels": self._channel_json(lists), "merged": _merged_json(found)} if request.explain else None
+        return found, code >= 0, explain
+
+    def _channel_json(self, lists: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """Each channel's list for the one query user, as raw ids and scores (pads dropped)."""
+        out = {}
+        for name, found in lists.items():
+            codes, scores = found.items[0], found.scores[0]
+            valid = np.flatnonzero(codes >= 0)
+            ids = self.recall_item_ids[codes[valid]].tolist()
+            out[name] = [{"item_id": i, "score": float(s)} for i, s in zip(ids, scores[valid].tolist(), strict=True)]
+        return out
 
     def _history_row(self, code: int, recent: np.ndarray) -> sp.csr_matrix:
         """[1, n_items] CSR of the user's training items (known users) and the request's recent items."""
@@ -238,6 +261,12 @@ def _id_array(ids: pa.Array) -> np.ndarray:
     if pa.types.is_integer(ids.type) and ids.type != pa.uint64() and ids.null_count == 0:
         return ids.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     return np.asarray(ids.to_pylist(), dtype=object)
+
+
+def _merged_json(candidates: CandidateList) -> list[dict[str, Any]]:
+    """The merged candidate list in merge order, each item with the channels that found it."""
+    rows = zip(candidates.id_list(), candidates.channel_names(), strict=True)
+    return [{"item_id": i, "channels": c} for i, c in rows]
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,6 +18,7 @@ from fastapi.responses import Response
 
 from recforge import __version__
 from recforge.bundle.drift_status import read_drift_status
+from recforge.config.serving import HttpConfig
 from recforge.serving.http.body import BodyLimit
 from recforge.serving.http.errors import install_error_handlers, responses
 from recforge.serving.http.kserve import health_router, kserve_router
@@ -44,10 +46,19 @@ def metrics_router(service: Service) -> APIRouter:
     return router
 
 
-def create_app(service: Service) -> FastAPI:
-    """The FastAPI app over a built Service; the watcher starts and stops with the app."""
+def api_key_of(http: HttpConfig) -> str | None:
+    """The key every route but health needs: from the environment variable `api_key_env` names, else `api_key`."""
+    return os.environ.get(http.api_key_env) if http.api_key_env else http.api_key
+
+
+def create_app(service: Service, mounts: Mapping[str, Any] | None = None) -> FastAPI:
+    """The FastAPI app over a built Service; the watcher starts and stops with the app.
+
+    `mounts` adds other ASGI apps under a path (`recforge serve --ui` mounts the Studio at /ui); they sit
+    behind the same API key and body limit as every route.
+    """
     config = service.config
-    api_key = os.environ.get(config.http.api_key_env) if config.http.api_key_env else config.http.api_key
+    api_key = api_key_of(config.http)
     scoring = ThreadPoolExecutor(config.http.scoring_threads, thread_name_prefix="recforge-scoring")
     app = FastAPI(
         title="recforge",
@@ -63,6 +74,8 @@ def create_app(service: Service) -> FastAPI:
     routers += [health_router(service), metrics_router(service), docs_router(app.openapi_url or "/openapi.json")]
     for router in routers:
         app.include_router(router)
+    for path, mounted in (mounts or {}).items():
+        app.mount(path, mounted)
     document_bodies(app, [models.recommend, models.v2_infer, models.v1_predict])
     install_error_handlers(app, service.metrics)
     guarded = BodyLimit(app, config.limits.max_body_bytes)

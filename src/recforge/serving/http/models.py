@@ -128,6 +128,9 @@ def _recommend_body(limits: LimitsConfig, http: HttpConfig) -> type[BaseModel]:
         candidates: Annotated[list[Id], Field(max_length=http.max_candidates)] | None = None
         filters: Fields = Field(default_factory=dict, description="Item column -> allowed value or values.")
         timings: bool = Field(False, description="Add per-stage milliseconds to the answer.")
+        explain: bool = Field(
+            False, description="Add each recall channel's candidates (ids, scores) and the merged list (`explain`)."
+        )
 
     return RecommendBody
 

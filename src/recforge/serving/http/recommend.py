@@ -30,6 +30,7 @@ def recommend_router(service: Service, models: RequestModels) -> APIRouter:
             body.exclude,
             body.candidates,
             body.filters,
+            body.explain,
         )
         result = service.recommender.recommend(request)
         return Response(json.dumps(result.to_json(body.user_id, body.timings)), media_type="application/json")
