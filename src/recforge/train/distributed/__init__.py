@@ -1,0 +1,1 @@
+"""Multi-process training: torchrun launch, data sharding, DDP, distributed checkpoints."""
