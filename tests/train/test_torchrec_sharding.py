@@ -21,14 +21,16 @@ from torch import nn
 
 pytest.importorskip("torchrec", reason="torchrec is not installed (bash scripts/setup_torchrec.sh installs it)")
 
+from recforge.bundle.bundle import save_bundle
 from recforge.config import build_config
-from recforge.config.schema import OptimizerConfig
+from recforge.config.schema import OptimizerConfig, PipelineConfig
 from recforge.config.torchrec import TorchRecConfig
 from recforge.data.synthetic import generate_synthetic
 from recforge.errors import ConfigError
 from recforge.features.featureset import FeatureSet
 from recforge.models.registry import build_model
 from recforge.schema import InputSchema
+from recforge.serving.predictor import Predictor
 from recforge.train.distributed.torchrec_embeddings import TorchRecFieldEmbeddings
 from recforge.train.distributed.torchrec_optim import FUSED_OPTIMIZERS, check_fused_optimizer
 from recforge.train.distributed.torchrec_sharding import _constraints
@@ -63,8 +65,8 @@ def joined_samples(rows: int) -> pa.Table:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A fitted DeepFM over id, bucketed, hashed and tag features, its initial weights and one global batch."""
+def fitted() -> tuple[PipelineConfig, FeatureSet, pa.Table]:
+    """DeepFM's config over id, bucketed, hashed and tag features, its fitted FeatureSet and the samples."""
     tree = small_synthetic()
     tree["features"] += [
         {"name": "brand_id", "kind": "id", "side": "item", "hash_buckets": 64},
@@ -72,15 +74,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ]
     cfg = build_config(tree)
     table = joined_samples(4000)
-    features = FeatureSet.from_config(cfg).fit([table])
+    return cfg, FeatureSet.from_config(cfg).fit([table]), table
+
+
+@pytest.fixture(scope="module")
+def world(fitted: tuple[PipelineConfig, FeatureSet, pa.Table]) -> dict[str, Any]:
+    """What both runs start from: the schema, model config, seeded initial weights and one global batch."""
+    cfg, features, table = fitted
     torch.manual_seed(7)
     model = build_model(features.schema(), cfg.model)
-    batch = features.transform(table.slice(0, GLOBAL_BATCH))
     return {
         "schema": features.schema().to_json(),
         "model": cfg.model.model_dump(),
         "init": {k: v.clone() for k, v in model.state_dict().items()},
-        "batch": batch,
+        "batch": features.transform(table.slice(0, GLOBAL_BATCH)),
     }
 
 
@@ -141,15 +148,22 @@ def test_two_sharded_processes_step_like_one(
 
 
 @pytest.mark.slow
-def test_gathered_state_loads_into_the_ordinary_model(
-    world: dict[str, Any], sharded_runs: dict[str, dict[str, Any]]
+def test_gathered_state_loads_into_the_ordinary_model_and_its_bundle_serves(
+    world: dict[str, Any],
+    sharded_runs: dict[str, dict[str, Any]],
+    fitted: tuple[PipelineConfig, FeatureSet, pa.Table],
+    tmp_path: Path,
 ) -> None:
+    cfg, features, table = fitted
     model = ordinary_model(world)
     model.load_state_dict(sharded_runs["row_wise"]["state"], strict=True)
     _, reference = one_process_step(world, SCENARIOS["row_wise"]["optimizer"])
     model.eval(), reference.eval()
     with torch.no_grad():
-        torch.testing.assert_close(model(world["batch"]), reference(world["batch"]), rtol=0, atol=1e-5)
+        expected = torch.sigmoid(reference(world["batch"])).numpy()
+    bundle = save_bundle(tmp_path / "bundle", cfg, features, model, metrics={})
+    served = Predictor.load(bundle).score_table(table.slice(0, GLOBAL_BATCH))
+    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-5)
 
 
 def test_dynamic_table_is_refused_by_name(world: dict[str, Any]) -> None:
