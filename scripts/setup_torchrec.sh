@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 source scripts/python.sh
 TORCHREC=1.9.2
 FBGEMM_CPU=1.8.0
-DEPS=("tensordict==0.15.3" "torchmetrics==1.0.3" "pyre-extensions==0.0.32")
+DEPS=("tensordict==0.15.3" "torchmetrics==1.0.3" "pyre-extensions==0.0.32" "tqdm")  # torchrec's own, minus fbgemm-gpu
 
 loads() { "$PY" -c "import torchrec, sys; from torchrec.distributed import DistributedModelParallel; sys.exit(torchrec.__version__ != '$TORCHREC')" 2>/dev/null; }
 soft_fail() { echo "setup_torchrec: $1; recforge works without it (train.distributed.embeddings: replicated) and its TorchRec tests skip" >&2; exit 0; }
@@ -30,5 +30,6 @@ echo "installing torchrec $TORCHREC + fbgemm-gpu-cpu $FBGEMM_CPU beside torch $T
 "$PY" -m pip install --retries 1 --timeout 30 --no-deps "torchrec==$TORCHREC" "fbgemm-gpu-cpu==$FBGEMM_CPU" \
   || soft_fail "could not fetch torchrec $TORCHREC / fbgemm-gpu-cpu $FBGEMM_CPU"
 "$PY" -m pip install --retries 1 --timeout 30 -c "$PINS" "${DEPS[@]}" || soft_fail "could not fetch torchrec's dependencies (${DEPS[*]})"
+# pip then warns "torchrec requires fbgemm-gpu, which is not installed": expected, fbgemm-gpu-cpu provides it
 loads || soft_fail "torchrec $TORCHREC is installed but does not load with torch $TORCH (see: $PY -c 'import torchrec.distributed')"
 echo "torchrec $TORCHREC ready" >&2
