@@ -23,17 +23,17 @@ pytest.importorskip("torchrec", reason="torchrec is not installed (bash scripts/
 
 from recforge.bundle.bundle import save_bundle
 from recforge.config import build_config
-from recforge.config.schema import OptimizerConfig, PipelineConfig
+from recforge.config.schema import ModelConfig, OptimizerConfig, PipelineConfig
 from recforge.config.torchrec import TorchRecConfig
 from recforge.data.synthetic import generate_synthetic
 from recforge.errors import ConfigError
 from recforge.features.featureset import FeatureSet
 from recforge.models.registry import build_model
-from recforge.schema import InputSchema
+from recforge.schema import FieldSpec, InputSchema, TableSpec
 from recforge.serving.predictor import Predictor
 from recforge.train.distributed.torchrec_embeddings import TorchRecFieldEmbeddings
 from recforge.train.distributed.torchrec_optim import FUSED_OPTIMIZERS, check_fused_optimizer
-from recforge.train.distributed.torchrec_sharding import _constraints
+from recforge.train.distributed.torchrec_sharding import _constraints, refuse_outside_readers
 from recforge.train.optim import build_optimizers
 
 from support import REPO, small_synthetic
@@ -199,3 +199,17 @@ def test_optimizers_fbgemm_cannot_run_are_refused_before_sharding() -> None:
     check_fused_optimizer(OptimizerConfig(sparse="dense_adam"), "cuda")
     _, kwargs = FUSED_OPTIMIZERS.get("rowwise_adagrad", yaml_path="")(OptimizerConfig(lr=0.1), 9, 12, "cpu")
     assert np.isclose(kwargs["lr"], 0.1 * np.sqrt(9 / 12)) and np.isclose(kwargs["eps"], 1e-8 * np.sqrt(9 / 12))
+
+
+def test_sequence_models_are_refused_before_sharding(world: dict[str, Any]) -> None:
+    schema = InputSchema(
+        fields=(
+            FieldSpec("item_id", "id", "item", table="item_id", dim=8),
+            FieldSpec("clicked", "bag", "user", table="item_id", dim=8, max_len=5, sequence_of="item_id"),
+        ),
+        tables=(TableSpec("item_id", 50, 8),),
+    )
+    din = build_model(schema, ModelConfig.model_validate({"name": "din"}))
+    with pytest.raises(ConfigError, match=r"DIN\.sequences reads embedding rows outside the field lookup"):
+        refuse_outside_readers(din)
+    refuse_outside_readers(ordinary_model(world))  # DeepFM reads its rows only through the field lookup

@@ -27,7 +27,7 @@ from recforge.config.schema import OptimizerConfig
 from recforge.config.torchrec import TorchRecConfig
 from recforge.embedding import EmbeddingCollection
 from recforge.errors import ConfigError, RecforgeError
-from recforge.train.distributed.torchrec_embeddings import TorchRecFieldEmbeddings
+from recforge.train.distributed.torchrec_embeddings import TorchRecFieldEmbeddings, require_static
 from recforge.train.distributed.torchrec_optim import check_fused_optimizer, dense_parameters, fuse_optimizer
 from recforge.train.optim import DENSE_OPTIMIZERS
 
@@ -49,6 +49,32 @@ def require_torchrec() -> None:
         raise ConfigError(
             "train.distributed.embeddings", f"torchrec cannot be imported ({err})", fix=INSTALL_FIX
         ) from err
+
+
+def refuse_outside_readers(model: nn.Module) -> None:
+    """Refuse a model part that keeps its own handle on an EmbeddingCollection (din / bst sequence inputs):
+    it would go on reading the replaced, unsharded rows, which no optimizer steps."""
+    collections = {id(m) for m in model.modules() if isinstance(m, EmbeddingCollection)}
+    for module in model.modules():
+        for name, value in vars(module).items():  # plain attributes; submodules live in `_modules`
+            items = value if isinstance(value, (list, tuple)) else [value]
+            if name.startswith("_") or not any(id(getattr(i, "embeddings", None)) in collections for i in items):
+                continue
+            raise ConfigError(
+                "train.distributed.embeddings",
+                f"{type(module).__name__}.{name} reads embedding rows outside the field lookup (the sequence "
+                "inputs of din / bst), which the TorchRec path does not shard",
+                fix="train this model with `train.distributed.embeddings: replicated`",
+            )
+
+
+def check_shardable(model: nn.Module, optimizer: OptimizerConfig, device: str = "cpu") -> None:
+    """Every refusal of the TorchRec path, raised before the model is touched (a trainer may call it early)."""
+    check_fused_optimizer(optimizer, device)
+    refuse_outside_readers(model)
+    for collection in model.modules():
+        if isinstance(collection, EmbeddingCollection):
+            require_static(collection)
 
 
 def _swap(parent: nn.Module, prefix: str) -> dict[str, dict[str, torch.Tensor]]:
@@ -113,7 +139,7 @@ def shard_model(
         )
     options = options or TorchRecConfig()
     device = device or torch.device("cpu")
-    check_fused_optimizer(optimizer, device.type)
+    check_shardable(model, optimizer, device.type)
     from torchrec.distributed.comm_ops import set_gradient_division
 
     # a row's gradient summed over the ranks that read it, divided by world size: what DDP does to dense ones
