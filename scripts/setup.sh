@@ -22,6 +22,8 @@ else
   esac
 fi
 "$PY" -m pip install -e ".[dev]"
+# TorchRec for the sharded-embedding path (its own script: a CPU torch needs --no-deps and fbgemm-gpu-cpu).
+bash scripts/setup_torchrec.sh
 
 # Real services the tests start themselves: Debian's redis-server (the feature-store tests run their own on a
 # free port). Idempotent; sudo only when not root and available; the package index is refreshed only if needed.
