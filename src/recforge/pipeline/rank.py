@@ -107,7 +107,7 @@ def train(
         torch.set_num_threads(cfg.train.threads)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.dump(), sort_keys=False))
     with stage("samples", cfg.train.progress):
-        samples = _samples(cfg, out / "samples", resume)
+        samples = run_samples(cfg, out / "samples", resume)
     with stage("features", cfg.train.progress):
         features, parent = _features(cfg, out, samples, resume, warm_start)
     model = build_model(features.schema(), cfg.model, tasks=model_tasks(cfg))
@@ -128,7 +128,7 @@ def train(
     return RunResult(out, bundle, metrics, samples, result)
 
 
-def _samples(cfg: PipelineConfig, out: Path, resume: bool) -> SamplePaths:
+def run_samples(cfg: PipelineConfig, out: Path, resume: bool = False) -> SamplePaths:
     """The run's samples; a resumed run keeps those its first run finished (what its checkpoint trained on).
 
     `samples.json`, written after the files, names them and the data config and labels they were built for.
@@ -268,4 +268,4 @@ def demo_recommendations(
     return out
 
 
-__all__ = ["RunResult", "check", "demo_recommendations", "quickstart_config", "train"]
+__all__ = ["RunResult", "check", "demo_recommendations", "quickstart_config", "run_samples", "train"]
