@@ -35,4 +35,8 @@ command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 # A Java runtime for pypmml (the PMML evaluator the GBDT+LR export is checked against).
 command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
 
+# Apache Airflow 3 in its own venv (./.venv-airflow) for the exported-DAG test of `recforge pipeline export-airflow`;
+# idempotent (kept when that Airflow version is there). RECFORGE_AIRFLOW=0 skips it (that test then skips).
+if [ "${RECFORGE_AIRFLOW:-1}" != 0 ]; then bash scripts/setup_airflow.sh; fi
+
 setup_hash > "$STAMP"  # scripts/test.sh skips the install while this still matches

@@ -29,6 +29,9 @@ def _echo_day(result: object) -> None:
     for entry in result.entries:
         note = f"  ({entry.error.splitlines()[0]})" if entry.error else ""
         typer.echo(f"{entry.date} {entry.step:<8} {entry.status:<7} attempt {entry.attempt}{note}")
+    for entry in result.final():
+        if entry.status == "failed":
+            typer.echo(f"error: {entry.date} {entry.step}: {entry.error}", err=True)
 
 
 @pipeline_app.command("run")

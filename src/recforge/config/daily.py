@@ -21,6 +21,8 @@ from recforge.errors import ConfigError
 # The order a day runs in; each name is a step registered in recforge.pipeline.daily.steps.
 StepName = Literal["wait", "samples", "train", "gate", "publish", "recall", "push"]
 STEP_NAMES: tuple[StepName, ...] = ("wait", "samples", "train", "gate", "publish", "recall", "push")
+# What each step reads, written by an earlier one (the window and samples, the bundle, the verdict).
+NEEDS: dict[str, str] = {"train": "samples", "gate": "train", "publish": "gate", "recall": "samples", "push": "samples"}
 
 
 class PartitionConfig(Strict):
@@ -114,10 +116,18 @@ def load_daily(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
             fix="name each date's partition, e.g. events/dt={date}",
             file=str(file),
         )
-    order = [s for s in STEP_NAMES if s in cfg.steps]
-    if cfg.steps != order:
-        raise ConfigError("steps", f"{cfg.steps} is out of order", fix=f"list them as {order}", file=str(file))
+    _check_steps(cfg.steps, str(file))
     return cfg
+
+
+def _check_steps(steps: list[StepName], file: str) -> None:
+    order = [s for s in STEP_NAMES if s in steps]
+    if steps != order:
+        raise ConfigError("steps", f"{steps} is out of order", fix=f"list them as {order}", file=file)
+    for name in steps:
+        need = NEEDS.get(name)
+        if need is not None and need not in steps:
+            raise ConfigError("steps", f"{name!r} reads what {need!r} writes", fix=f"add {need!r}", file=file)
 
 
 def parse_date(text: str, option: str) -> dt.date:
