@@ -16,6 +16,7 @@ from recforge.config.daily import STEP_NAMES, DailyConfig, RetryConfig, load_dai
 from recforge.errors import ConfigError, DataError
 from recforge.pipeline.daily import STEPS, read_history, run_step
 from recforge.pipeline.daily.runner import backoff_s, run_day
+from recforge.pipeline.daily.schedule import first_date, schedule
 from recforge.pipeline.daily.step import DayRun, Skip, step
 
 DATE = dt.date(2024, 1, 2)
@@ -164,3 +165,20 @@ def test_history_lines_have_the_ui_fields(cfg: DailyConfig, flaky: list[Exceptio
         },
         {**second, "started": "2024-01-03T00:00:10+00:00", "finished": "2024-01-03T00:00:10+00:00", "error": None},
     ]
+
+
+def test_schedule_once_stops_at_the_first_date_not_ready(cfg: DailyConfig) -> None:
+    clock = FakeClock(T0)
+    assert schedule(cfg, clock, once=True) == []
+    assert clock.slept == []
+
+
+def test_schedule_starts_after_the_history_else_at_start(
+    shop_world: World, tmp_path: Path, flaky: list[Exception]
+) -> None:
+    cfg = load_daily(write_daily(shop_world, tmp_path, start=None))
+    with pytest.raises(ConfigError, match="start: no date to start from: the history is empty"):
+        first_date(cfg, None)
+    run_step(cfg, "flaky", DATE, FakeClock(T0))
+    assert first_date(cfg, None) == dt.date(2024, 1, 3)
+    assert first_date(cfg, dt.date(2023, 12, 1)) == dt.date(2023, 12, 1)

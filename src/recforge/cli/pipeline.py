@@ -6,8 +6,12 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from recforge.pipeline.daily import DayResult
 
 pipeline_app = typer.Typer(
     help="Daily pipeline: wait for a partition, samples, warm-started training, gate, publish, recall, push.",
@@ -22,10 +26,7 @@ def pipeline_options() -> None:
     """Daily pipeline: wait for a partition, samples, warm-started training, gate, publish, recall, push."""
 
 
-def _echo_day(result: object) -> None:
-    from recforge.pipeline.daily import DayResult
-
-    assert isinstance(result, DayResult)
+def _echo_day(result: DayResult) -> None:
     for entry in result.entries:
         note = f"  ({entry.error.splitlines()[0]})" if entry.error else ""
         typer.echo(f"{entry.date} {entry.step:<8} {entry.status:<7} attempt {entry.attempt}{note}")
@@ -106,8 +107,7 @@ def schedule(
 
     start = parse_date(first, "--from") if first else None
     stop = parse_date(until, "--until") if until else None
-    for result in run_schedule(load_daily(daily, set_), SystemClock(), start=start, until=stop, once=once):
-        _echo_day(result)
+    run_schedule(load_daily(daily, set_), SystemClock(), start=start, until=stop, once=once, on_day=_echo_day)
 
 
 @pipeline_app.command("export-airflow")

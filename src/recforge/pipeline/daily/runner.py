@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recforge.config.daily import DailyConfig, RetryConfig
-from recforge.errors import ConfigError
+from recforge.errors import ConfigError, RecforgeError
 from recforge.pipeline.daily import data_steps, model_steps, serving_steps  # noqa: F401 - registers the steps
 from recforge.pipeline.daily.clock import Clock
 from recforge.pipeline.daily.history import Entry, Status, append, iso
@@ -44,11 +44,8 @@ class DayResult:
 
 
 def _describe(exc: Exception) -> str:
-    return (
-        str(exc)
-        if isinstance(exc, Skip | ConfigError) or type(exc).__module__.startswith("recforge")
-        else (f"{type(exc).__name__}: {exc}")
-    )
+    """A recforge error's own message (it names the problem and the fix); anything else with its type."""
+    return str(exc) if isinstance(exc, RecforgeError) else f"{type(exc).__name__}: {exc}"
 
 
 def _record(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from recforge.config.daily import DailyConfig
@@ -35,10 +36,11 @@ def schedule(
     start: dt.date | None = None,
     until: dt.date | None = None,
     once: bool = False,
+    on_day: Callable[[DayResult], None] | None = None,
 ) -> list[DayResult]:
     """Run dates in order from `first_date`; each waits (polling every `partitions.poll_s`) until its partition
     is ready. Stops after `until`, or with `once` at the first date not ready yet. A failed date is left for
-    `backfill` and the next date goes on, as a scheduler would."""
+    `backfill` and the next date goes on, as a scheduler would. `on_day` sees each date's result as it ends."""
     date = first_date(cfg, start)
     results: list[DayResult] = []
     while until is None or date <= until:
@@ -51,5 +53,7 @@ def schedule(
         if not result.ok:
             log.warning("%s failed: rerun it with `recforge pipeline backfill --from %s --to %s`", date, date, date)
         results.append(result)
+        if on_day is not None:
+            on_day(result)
         date += dt.timedelta(days=1)
     return results
