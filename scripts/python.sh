@@ -21,5 +21,5 @@ PY=$(command -v "$PY")
 BIN=$(dirname "$PY")
 STAMP=.setup.stamp
 setup_hash() {  # what an install depends on: the package metadata, the installer and the interpreter
-  cat pyproject.toml scripts/setup.sh scripts/python.sh scripts/setup_torchrec.sh | "$PY" -c "import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read() + sys.executable.encode()).hexdigest())"
+  cat pyproject.toml scripts/setup.sh scripts/python.sh scripts/setup_torchrec.sh scripts/setup_airflow.sh | "$PY" -c "import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read() + sys.executable.encode()).hexdigest())"
 }

@@ -39,4 +39,8 @@ command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
 # Debian's chromium for the Studio's browser test (Playwright drives it; its own browser downloads are not used).
 command -v chromium >/dev/null 2>&1 || apt_install chromium
 
+# Apache Airflow 3 in its own venv (./.venv-airflow) for the exported-DAG test of `recforge pipeline export-airflow`;
+# idempotent (kept when that Airflow version is there). RECFORGE_AIRFLOW=0 skips it (that test then skips).
+if [ "${RECFORGE_AIRFLOW:-1}" != 0 ]; then bash scripts/setup_airflow.sh; fi
+
 setup_hash > "$STAMP"  # scripts/test.sh skips the install while this still matches

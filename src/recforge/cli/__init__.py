@@ -13,6 +13,7 @@ from recforge.cli.ev import ev_app
 from recforge.cli.failure import run
 from recforge.cli.features import features_app
 from recforge.cli.model import model_app
+from recforge.cli.pipeline import pipeline_app
 from recforge.cli.recall import recall_app
 from recforge.cli.skew import skew_app
 from recforge.cli.stream import stream_app
@@ -25,6 +26,7 @@ app.add_typer(features_app, name="features")
 app.add_typer(ev_app, name="ev")
 app.add_typer(skew_app, name="skew")
 app.add_typer(data_app, name="data")
+app.add_typer(pipeline_app, name="pipeline")
 
 __all__ = ["app", "main"]
 

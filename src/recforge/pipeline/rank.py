@@ -173,7 +173,7 @@ def _prepare(
 ) -> tuple[SamplePaths, FeatureSet, str | None]:
     """The run's samples and fitted features (`reuse`: those already in `out`, when they fit)."""
     with stage("samples", cfg.train.progress):
-        samples = _samples(cfg, out / "samples", reuse)
+        samples = run_samples(cfg, out / "samples", reuse)
     with stage("features", cfg.train.progress):
         features, parent = _features(cfg, out, samples, reuse, warm_start)
     return samples, features, parent
@@ -200,7 +200,7 @@ def _both(
     return hook
 
 
-def _samples(cfg: PipelineConfig, out: Path, resume: bool) -> SamplePaths:
+def run_samples(cfg: PipelineConfig, out: Path, resume: bool = False) -> SamplePaths:
     """The run's samples; a resumed run keeps those its first run finished (what its checkpoint trained on).
 
     `samples.json`, written after the files, names them and the data config and labels they were built for.
@@ -345,4 +345,4 @@ def demo_recommendations(
     return out
 
 
-__all__ = ["RunResult", "check", "demo_recommendations", "quickstart_config", "train"]
+__all__ = ["RunResult", "check", "demo_recommendations", "quickstart_config", "run_samples", "train"]

@@ -12,7 +12,14 @@ from recforge.serving.store.embedded import EmbeddedStore
 from recforge.serving.store.options import EntityOptions, StoreOptions, parse_store_options
 from recforge.serving.store.push import PushReport
 from recforge.serving.store.redis_store import RedisStore
-from recforge.serving.store.sources import EntitySource, config_sources, entity_sources, file_source, push_entities
+from recforge.serving.store.sources import (
+    EntitySource,
+    config_sources,
+    entity_sources,
+    file_source,
+    pipeline_sources,
+    push_entities,
+)
 
 __all__ = [
     "ENCODING",
@@ -32,5 +39,6 @@ __all__ = [
     "entity_sources",
     "file_source",
     "parse_store_options",
+    "pipeline_sources",
     "push_entities",
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from recforge.config import load_config
+from recforge.config import PipelineConfig, load_config
 from recforge.data import count_rows, iter_batches, load_source
 from recforge.errors import ConfigError, DataError
 from recforge.serving.store.options import StoreOptions
@@ -44,15 +44,20 @@ def config_sources(config: str | Path, overrides: Sequence[str] = ()) -> list[En
             fix="pass --users/--items files instead",
             file=str(config),
         )
+    return pipeline_sources(cfg, str(config))
+
+
+def pipeline_sources(cfg: PipelineConfig, origin: str) -> list[EntitySource]:
+    """The user and item tables of a validated pipeline config's data source; `origin` names it in errors."""
     raw = load_source(cfg.data)
     out = [
-        EntitySource(entity, key, f"{config} ({cfg.data.source})", table, table.num_rows)
+        EntitySource(entity, key, f"{origin} ({cfg.data.source})", table, table.num_rows)
         for entity, table, key in (("user", raw.users, raw.user_key), ("item", raw.items, raw.item_key))
         if table is not None
     ]
     if not out:
         raise DataError(
-            f"{config}: data source {cfg.data.source!r} has no user or item tables\n"
+            f"{origin}: data source {cfg.data.source!r} has no user or item tables\n"
             "  fix: set data.tables.users/items, or pass --users/--items files"
         )
     return out
