@@ -36,6 +36,13 @@ class SyntheticConfig(Strict):
         "`interest_days`) gets this logit boost and a share of the feed; only recent clicks reveal it. 0 = off.",
     )
     interest_days: int = Field(5, ge=1, description="Days each interest phase lasts.")
+    recency_effect: float = Field(
+        0.0,
+        ge=0,
+        description="Planted recency effect: the logit rises by this times the share of the user's last "
+        "`recency_window` clicks that are in the item's category (clicks drawn in time order). 0 = off.",
+    )
+    recency_window: int = Field(5, ge=1, description="How many of the user's latest clicks count as recent.")
     purchase: bool = Field(
         False,
         description="Add `purchase` (implies click; its own conversion effects, part shared with click) and "

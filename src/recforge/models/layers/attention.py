@@ -17,6 +17,11 @@ class TargetAttentionConfig(BaseModel):
     hidden: tuple[int, ...] = Field((64, 32), min_length=1)
     activation: str = Field("sigmoid", pattern="^(relu|gelu|silu|tanh|sigmoid)$")
     softmax: bool = Field(False, description="Normalize weights over the sequence (DIN keeps raw weights).")
+    recency: bool = Field(
+        False,
+        description="Scale each element's weight by a learned factor of its recency rank (0 = newest click), "
+        "so the latest behaviour can count more than older (time-aware attention).",
+    )
 
 
 class TargetAttention(nn.Module):
@@ -26,7 +31,8 @@ class TargetAttention(nn.Module):
     W_p (q*k), so the query's share is computed once per row instead of once per element.
     """
 
-    def __init__(self, dim: int, config: TargetAttentionConfig) -> None:
+    def __init__(self, dim: int, config: TargetAttentionConfig, max_len: int = 0) -> None:
+        """`max_len`: the longest sequence (the number of recency factors `recency` learns)."""
         super().__init__()
         first = config.hidden[0]
         self.first = linear(4 * dim, first, "xavier_normal")
@@ -40,6 +46,7 @@ class TargetAttention(nn.Module):
         self.rest = nn.Sequential(*layers)
         self.dim = dim
         self.softmax = config.softmax
+        self.recency = nn.Parameter(torch.ones(max_len)) if config.recency else None
 
     def weights(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[B, L] attention weights (0 at padding)."""
@@ -50,12 +57,24 @@ class TargetAttention(nn.Module):
         scores = self.rest(q_part + k_part + p_part).squeeze(-1)
         if self.softmax:
             scores = scores.masked_fill(~mask, float("-inf")).softmax(dim=1)
-            return torch.nan_to_num(scores, nan=0.0)  # a row with no history attends to nothing
-        return scores * mask.to(scores.dtype)
+            scores = torch.nan_to_num(scores, nan=0.0)  # a row with no history attends to nothing
+        else:
+            scores = scores * mask.to(scores.dtype)
+        if self.recency is not None:
+            scores = scores * self.recency[recency_ranks(mask, len(self.recency))]
+        return scores
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """query [B, D], keys [B, L, D], mask [B, L] -> [B, D]."""
         return torch.einsum("bl,bld->bd", self.weights(query, keys, mask), keys)
+
+
+def recency_ranks(mask: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, L] rank of each element from the newest (0) in right-padded, oldest-first rows; padding gets 0
+    (it is masked anyway) and ranks past `size` - 1 share the last one."""
+    lengths = mask.sum(dim=1, keepdim=True)
+    ranks = lengths - 1 - torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
+    return ranks.clamp(0, size - 1)
 
 
 class TransformerConfig(BaseModel):
