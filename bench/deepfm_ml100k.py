@@ -149,7 +149,8 @@ def run(name: str, split: Path, args: argparse.Namespace, seed: int) -> dict[str
         python, script = PEERS[name]
         if not python.exists():
             raise SystemExit(f"{python} is missing: run `bash bench/peers/setup.sh` first")
-        cmd = [str(python), str(script), str(split), *flags, "--out", str(out)]
+        stopping = ["--stopping-step", str(args.recbole_stopping_step)] if name == "recbole" else []
+        cmd = [str(python), str(script), str(split), *flags, *stopping, "--out", str(out)]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -180,6 +181,9 @@ def main() -> None:
         "--recforge-defaults",
         action="store_true",
         help="recforge trains examples/movielens_deepfm.yaml as it is (its own recipe), not the peers' settings",
+    )
+    parser.add_argument(
+        "--recbole-stopping-step", type=int, default=0, help="RecBole's early stop (its default is 10; 0: off)"
     )
     parser.add_argument("--recforge-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
