@@ -5,11 +5,14 @@ Shapes: B rows, L sequence length, D element width.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from recforge.models.layers.mlp import ACTIVATIONS, linear
+from recforge.models.layers.sequence import recency_ranks
 
 
 class TargetAttentionConfig(BaseModel):
@@ -69,20 +72,17 @@ class TargetAttention(nn.Module):
         return torch.einsum("bl,bld->bd", self.weights(query, keys, mask), keys)
 
 
-def recency_ranks(mask: torch.Tensor, size: int) -> torch.Tensor:
-    """[B, L] rank of each element from the newest (0) in right-padded, oldest-first rows; padding gets 0
-    (it is masked anyway) and ranks past `size` - 1 share the last one."""
-    lengths = mask.sum(dim=1, keepdim=True)
-    ranks = lengths - 1 - torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
-    return ranks.clamp(0, size - 1)
-
-
 class TransformerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     layers: int = Field(1, ge=1)
     heads: int = Field(2, ge=1)
     ffn: int = Field(128, ge=1, description="Feed-forward width.")
     dropout: float = Field(0.1, ge=0, lt=1)
+    positions: Literal["absolute", "recency"] = Field(
+        "absolute",
+        description="absolute: position from the oldest element; recency: rank from the newest (time-aware, "
+        "and the same for a row however far its sequence is padded).",
+    )
 
 
 class SequenceTransformer(nn.Module):
@@ -98,7 +98,8 @@ class SequenceTransformer(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """tokens [B, L, D], mask [B, L] (True = real; every row needs one) -> [B, L, D]."""
-        x = tokens + self.positions[: tokens.shape[1]]
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, ranks: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens [B, L, D], mask [B, L] (True = real; every row needs one), optional position ids [B, L]
+        (default 0..L-1) -> [B, L, D]."""
+        x = tokens + (self.positions[: tokens.shape[1]] if ranks is None else self.positions[ranks])
         return self.encoder(x, src_key_padding_mask=~mask)  # type: ignore[no-any-return]
