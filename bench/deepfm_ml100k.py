@@ -75,13 +75,7 @@ def recforge_child(args: argparse.Namespace) -> dict[str, object]:
             f"data.valid={split / 'valid.parquet'}",
             f"data.test={split / 'test.parquet'}",
             "features[5].sep=' '",
-            f"embedding_dim={args.dim}",
-            f"model.deep.hidden=[{args.mlp}]",
-            f"model.deep.dropout={args.dropout}",
-            f"train.optimizer.lr={args.lr}",
-            f"train.batch_size={args.batch_size}",
-            f"train.epochs={args.epochs}",
-            "train.early_stop=null",
+            *([] if args.recforge_defaults else same_settings(args)),
             "train.progress=false",
             f"train.threads={args.threads}",
             f"train.precision={args.precision}",
@@ -101,6 +95,19 @@ def recforge_child(args: argparse.Namespace) -> dict[str, object]:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "best_epoch": result.metrics["train"]["best_step"] // max(result.train.steps // result.train.epochs, 1),
     }
+
+
+def same_settings(args: argparse.Namespace) -> list[str]:
+    """The peers' hyper-parameters as recforge overrides (left out with --recforge-defaults)."""
+    return [
+        f"embedding_dim={args.dim}",
+        f"model.deep.hidden=[{args.mlp}]",
+        f"model.deep.dropout={args.dropout}",
+        f"train.optimizer.lr={args.lr}",
+        f"train.batch_size={args.batch_size}",
+        f"train.epochs={args.epochs}",
+        "train.early_stop=null",
+    ]
 
 
 def run(name: str, split: Path, args: argparse.Namespace, seed: int) -> dict[str, object]:
@@ -135,13 +142,15 @@ def run(name: str, split: Path, args: argparse.Namespace, seed: int) -> dict[str
             "--precision",
             precision,
             *[f"--recforge-set={o}" for o in args.recforge_set],
+            *(["--recforge-defaults"] if args.recforge_defaults else []),
             *flags,
         ]
     else:
         python, script = PEERS[name]
         if not python.exists():
             raise SystemExit(f"{python} is missing: run `bash bench/peers/setup.sh` first")
-        cmd = [str(python), str(script), str(split), *flags, "--out", str(out)]
+        stopping = ["--stopping-step", str(args.recbole_stopping_step)] if name == "recbole" else []
+        cmd = [str(python), str(script), str(split), *flags, *stopping, "--out", str(out)]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -168,6 +177,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="for `recforge`")
     parser.add_argument("--recforge-set", action="append", default=[], help="extra recforge --set override")
+    parser.add_argument(
+        "--recforge-defaults",
+        action="store_true",
+        help="recforge trains examples/movielens_deepfm.yaml as it is (its own recipe), not the peers' settings",
+    )
+    parser.add_argument(
+        "--recbole-stopping-step", type=int, default=0, help="RecBole's early stop (its default is 10; 0: off)"
+    )
     parser.add_argument("--recforge-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -204,6 +221,8 @@ def report(results: dict[str, list[dict[str, object]]], args: argparse.Namespace
         return statistics.median(values)
 
     overrides = f", recforge overrides {' '.join(args.recforge_set)}" if args.recforge_set else ""
+    if args.recforge_defaults:
+        overrides += ", recforge at its defaults (examples/movielens_deepfm.yaml)"
     print(
         f"\nDeepFM, ml-100k context protocol, dim {args.dim}, MLP [{args.mlp}], dropout {args.dropout}, "
         f"lr {args.lr}, batch {args.batch_size}, {args.epochs} epochs (best valid epoch), {args.threads} threads, "

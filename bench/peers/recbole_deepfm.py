@@ -123,7 +123,10 @@ def predict(model: Any, loader: Any) -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     """Train, select on valid AUC, score on test, write the result JSON."""
     wall_start = time.perf_counter()
-    args = pc.parse_args(__doc__.splitlines()[0])
+    args = pc.parse_args(
+        __doc__.splitlines()[0],
+        [("--stopping-step", int, 0, "stop after this many epochs without a better valid AUC (RecBole's 10; 0: off)")],
+    )
     out, split_dir = args.out.resolve(), args.split_dir.resolve()
     parts = pc.load_split(split_dir)
 
@@ -171,6 +174,8 @@ def main() -> None:
             valid_aucs.append(valid_auc)
             if valid_auc > best_auc:
                 best_auc, best_epoch, best_state = valid_auc, epoch + 1, copy.deepcopy(model.state_dict())
+            if args.stopping_step and epoch + 1 - best_epoch > args.stopping_step:
+                break  # RecBole's rule: more than `stopping_step` epochs without a better valid score
         model.load_state_dict(best_state)
         test = pc.binary_metrics(*predict(model, test_data))
         native = trainer.evaluate(test_data, load_best_model=False, show_progress=False)

@@ -144,3 +144,38 @@ def test_user_taste_is_a_pure_user_by_category_effect_and_leaves_the_other_draws
     categories = tasted.items["category_id"].to_numpy()[tasted.behavior["item_id"].to_numpy() - 1] - 1
     shift = np.log(ctr[1] / (1 - ctr[1])) - np.log(ctr[0] / (1 - ctr[0])) - table[users, categories]
     np.testing.assert_allclose(shift, shift[0], atol=1e-9)  # all that is left is the recalibrated intercept
+
+
+def test_the_default_world_is_bit_for_bit_what_it_was_before_the_recency_option(world) -> None:
+    """Digests of the default world as generated before `recency_effect` existed (commit 6828822)."""
+    import hashlib
+
+    def digest(column: str) -> str:
+        return hashlib.sha256(world.behavior[column].to_numpy().tobytes()).hexdigest()[:16]
+
+    assert int(world.behavior["click"].to_numpy().sum()) == 17970
+    assert (digest("true_ctr"), digest("click")) == ("c7ff1cebda471af0", "d027c7576184f022")
+
+
+def test_recency_raises_the_logit_by_the_share_of_the_last_clicks_in_the_category(world) -> None:
+    recency = generate_synthetic(SMALL.model_copy(update={"recency_effect": 3.0, "recency_window": 4}))
+    shared = ["user_id", "item_id", "timestamp", "position"]
+    assert recency.behavior.select(shared).equals(world.behavior.select(shared))
+    t = recency.behavior  # rows in time order
+    category = recency.items["category_id"].to_numpy()[t["item_id"].to_numpy() - 1]
+    users, clicks = t["user_id"].to_numpy(), t["click"].to_numpy()
+    recent: dict[int, list[int]] = {}
+    share = np.zeros(t.num_rows)
+    for k in range(t.num_rows):  # the rule, replayed from the drawn clicks
+        last = recent.get(int(users[k]), [])[-4:]
+        share[k] = last.count(category[k]) / 4
+        if clicks[k]:
+            recent.setdefault(int(users[k]), []).append(int(category[k]))
+
+    def logit(p: np.ndarray) -> np.ndarray:
+        return np.log(p / (1 - p))
+
+    shift = logit(t["true_ctr"].to_numpy()) - logit(world.behavior["true_ctr"].to_numpy()) - 3.0 * share
+    np.testing.assert_allclose(shift, shift[0], atol=1e-9)  # only the intercept moved besides the effect
+    assert abs(clicks.mean() - 0.09) < 0.005  # calibrated to the same click rate
+    assert share.mean() > 0.05 and oracle_auc(t) > oracle_auc(world.behavior) + 0.03

@@ -15,7 +15,7 @@ from recforge.batch import Bag, Batch
 from recforge.config import ModelConfig, build_config
 from recforge.features import FeatureSet
 from recforge.models import build_model
-from recforge.models.layers import TargetAttention, TargetAttentionConfig
+from recforge.models.layers import TargetAttention, TargetAttentionConfig, recency_ranks
 from recforge.schema import InputSchema
 
 
@@ -150,3 +150,24 @@ def test_din_learns_the_planted_interest_effect(tmp_path: Path) -> None:
     # clicks alone scores 0.755; DIN 0.784, DeepFM without the history 0.740.
     assert auc > 0.75, din.metrics
     assert auc > base + 0.02, (din.metrics, plain.metrics)
+
+
+def test_recency_ranks_count_from_the_newest_element() -> None:
+    mask = torch.tensor([[True, True, True, False], [True, False, False, False], [False] * 4])
+    assert recency_ranks(mask, 10).tolist() == [[2, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert recency_ranks(mask, 2).tolist() == [[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]  # past the last: shared
+
+
+@pytest.mark.parametrize(
+    ("name", "options"), [("din", {"attention": {"recency": True}}), ("bst", {"transformer": {"positions": "recency"}})]
+)
+def test_time_aware_models_score_the_same_however_far_the_history_is_padded(name: str, options: dict[str, Any]) -> None:
+    """Ranks count from the newest click, so more padding after it changes nothing (BST's absolute positions
+    would move the target token)."""
+    schema, batch = tiny()
+    net = model(name, schema, **options)
+    bag = batch.bags["hist"]
+    attrs = {k: torch.nn.functional.pad(v, (0, 0, 0, 3)) for k, v in bag.attrs.items()}
+    wider = Bag(torch.nn.functional.pad(bag.values, (0, 3)), None, attrs)
+    padded = Batch(batch.ids, {**batch.bags, "hist": wider}, batch.dense, batch.labels)
+    torch.testing.assert_close(net(padded), net(batch), rtol=0, atol=1e-5)

@@ -192,7 +192,11 @@ def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], delay: f
 @pytest.mark.slow
 def test_kill_9_at_ten_random_moments_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     every = 10
-    config = write(tmp_path, resumable(checkpoint={"every_steps": every}))
+    recipe = {  # the training recipe's state (lr schedule position, EMA of the stop metric) must resume too
+        "optimizer": {"schedule": {"warmup_steps": 20, "decay": "exponential", "half_life_steps": 100}},
+        "early_stop": {"patience": 3, "smoothing": "ema", "window": 3, "min_delta": 0.0002},
+    }
+    config = write(tmp_path, resumable(checkpoint={"every_steps": every}, **recipe))
     recforge("train", config, "--out", tmp_path / "straight")
     expected = outcome(tmp_path / "straight")
     rng = random.Random(15)

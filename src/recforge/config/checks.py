@@ -29,6 +29,10 @@ def check_references(cfg: PipelineConfig, file: str = "") -> None:
             )
     check_data_source(cfg, file)
     check_tasks(cfg, file)
+    if cfg.train.epochs == "auto" and cfg.train.early_stop is None:
+        raise ConfigError(
+            "train.epochs", "`auto` trains until early stop, which is off", fix="set train.early_stop", file=file
+        )
     if cfg.train.early_stop is not None:
         metric = cfg.train.early_stop.metric
         if metric not in metric_names(cfg):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
 
 from recforge.config.engine import SampleEngine, SparkConfig
 from recforge.config.features import FeatureConfig, Strict
@@ -37,6 +37,13 @@ class SyntheticConfig(Strict):
         "`interest_days`) gets this logit boost and a share of the feed; only recent clicks reveal it. 0 = off.",
     )
     interest_days: int = Field(5, ge=1, description="Days each interest phase lasts.")
+    recency_effect: float = Field(
+        0.0,
+        ge=0,
+        description="Planted recency effect: the logit rises by this times the share of the user's last "
+        "`recency_window` clicks that are in the item's category (clicks drawn in time order). 0 = off.",
+    )
+    recency_window: int = Field(5, ge=1, description="How many of the user's latest clicks count as recent.")
     purchase: bool = Field(
         False,
         description="Add `purchase` (implies click; its own conversion effects, part shared with click) and "
@@ -99,6 +106,18 @@ class ModelConfig(BaseModel):
         return self._overrides
 
 
+class ScheduleConfig(Strict):
+    """Learning rate per step: linear warm-up over `warmup_steps`, then the `decay` curve (a registered name)."""
+
+    decay: str = Field("constant", description="constant, exponential, cosine or inverse_sqrt.")
+    warmup_steps: int = Field(0, ge=0)
+    half_life_steps: int = Field(1000, ge=1, description="exponential: steps after warm-up to halve the lr.")
+    total_steps: int | None = Field(
+        None, ge=1, description="cosine (required there): steps after warm-up to reach `min_factor`."
+    )
+    min_factor: float = Field(0.0, ge=0, le=1, description="cosine: the lr floor, as a share of the base lr.")
+
+
 class OptimizerConfig(Strict):
     dense: Literal["adam", "adamw", "sgd", "adagrad"] = "adam"
     sparse: Literal["dense_adam", "sparse_adam", "rowwise_adagrad"] = "dense_adam"
@@ -108,11 +127,28 @@ class OptimizerConfig(Strict):
     embedding_l2: float = Field(
         0.0, ge=0, description="L2 on the embedding rows a step reads (mean per sample); curbs id memorization."
     )
+    embedding_weight_decay: float = Field(
+        0.0,
+        ge=0,
+        description="Weight decay on whole embedding tables (every row, every step; `sparse: dense_adam` only), "
+        "beside `weight_decay` for the network.",
+    )
+    schedule: ScheduleConfig = ScheduleConfig()
 
 
 class EarlyStopConfig(Strict):
+    """Stop when the (smoothed) valid metric has not beaten its best by more than `min_delta` for `patience` evals.
+
+    Smoothing keeps one noisy dip from ending a run; the exported weights are still the best raw evaluation's.
+    """
+
     metric: str = "auc"
     patience: int = Field(2, ge=1)
+    min_delta: float = Field(0.0, ge=0, description="Smallest gain of the smoothed metric that counts as better.")
+    smoothing: Literal["none", "ema", "mean"] = Field(
+        "none", description="ema: exponential moving average; mean: moving mean over `window` evaluations."
+    )
+    window: int = Field(3, ge=1, description="Evaluations the smoothing spans (ema: alpha = 2 / (window + 1)).")
 
 
 class CheckpointConfig(Strict):
@@ -156,7 +192,8 @@ class TrackingConfig(Strict):
 
 class TrainConfig(Strict):
     batch_size: int = Field(2048, ge=1)
-    epochs: int = Field(5, ge=1)
+    epochs: PositiveInt | Literal["auto"] = Field(5, description="Passes over the data; `auto`: until early stop.")
+    max_epochs: int = Field(100, ge=1, description="The cap of `epochs: auto`.")
     max_steps: int | None = Field(None, ge=1)
     eval_every: int | None = Field(None, ge=1, description="Eval every N steps (default: each epoch).")
     optimizer: OptimizerConfig = OptimizerConfig()

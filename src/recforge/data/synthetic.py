@@ -11,6 +11,8 @@ learn from user_id, item_id, age, gender, city_tier, category_id, brand_id, pric
 
 With `interest_effect > 0` a planted sequence effect joins the logit: a per-user interest category that
 changes every `interest_days` (see `_interest_phases`), visible only through the user's recent clicks.
+With `recency_effect > 0` the logit also rises with the share of the user's last `recency_window` clicks in
+the item's category (`data/recency.py`: clicks drawn in time order, the same uniform draws as without it).
 `buy` and `fav` are drawn only for clicks. Two more options, off by default (the default world is unchanged), plant
 known answers for feature selection: `cross_strength` adds a pure category_id x city_tier interaction (no
 main effect, so only a cross or an interaction model can use it), `user_taste` adds a per-user x category
@@ -39,6 +41,7 @@ import pyarrow as pa
 
 from recforge.config.schema import SyntheticConfig
 from recforge.data.raw import RawTables
+from recforge.data.recency import recency_clicks
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ SD_USER_BIAS, SD_INTEREST = 0.1, 0.04
 SD_AFFINITY = (0.5, 0.5, 0.2)  # gender x category, age band x category, band x gender x category
 LATENT_DIM = 4
 N_POSITIONS = 20
+RECENCY_CALIBRATION_STEPS = 6  # simulated passes that set the intercept of a world with recency
 INTEREST_FEED_SHARE = 0.3  # share of a user's feed showing the current interest (when interest_effect > 0)
 START_TS = 1_704_067_200  # 2024-01-01 00:00:00 UTC
 DAYS = 30
@@ -177,8 +181,7 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
         logit = logit + planted_cross(cfg.seed, n_c, cfg.cross_strength)[c, users.tier[u]]
     if cfg.user_taste > 0:
         logit = logit + user_taste(cfg.seed, n_u, n_c, cfg.user_taste)[u, c]
-    ctr = _sigmoid(logit + _calibrate(logit, TARGET_CTR))
-    click = rng.random(n) < ctr
+    ctr, click = _clicks(cfg, logit, rng.random(n), u, c, ts)
     mean_log_price = np.log(items.price).mean()
     p_buy = _sigmoid(-1.2 - 0.6 * (np.log(items.price[i]) - mean_log_price) + users.buy_bias[u])
     buy = click & (rng.random(n) < p_buy)
@@ -207,6 +210,24 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
     user_table, item_table = _entity_tables(users, items)
     log.info("synthetic world: %d users, %d items, %d impressions, ctr %.4f", n_u, n_i, n, click.mean())
     return RawTables(behavior=impressions, users=user_table, items=item_table, origin=f"synthetic(seed={cfg.seed})")
+
+
+def _clicks(
+    cfg: SyntheticConfig, logit: np.ndarray, draws: np.ndarray, u: np.ndarray, c: np.ndarray, ts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(true click probability, clicks) at mean TARGET_CTR. With `recency_effect` clicks are drawn in time
+    order and raise later ones, so the intercept is found by simulating: damped Newton steps on the drawn world."""
+    base = _calibrate(logit, TARGET_CTR)
+    if cfg.recency_effect == 0:
+        ctr = _sigmoid(logit + base)
+        return ctr, draws < ctr
+    effect, window = cfg.recency_effect, cfg.recency_window
+    for _ in range(RECENCY_CALIBRATION_STEPS):
+        term, _ = recency_clicks(u, c, ts, logit + base, draws, effect, window)
+        p = _sigmoid(logit + base + term)
+        base -= 0.5 * (p.mean() - TARGET_CTR) / max((p * (1 - p)).mean(), 1e-9)
+    term, click = recency_clicks(u, c, ts, logit + base, draws, effect, window)
+    return _sigmoid(logit + base + term), click
 
 
 def _category_effects(rng: np.random.Generator, n_c: int) -> tuple[np.ndarray, np.ndarray]:

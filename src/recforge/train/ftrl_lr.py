@@ -117,6 +117,8 @@ class FtrlTrainer:
             )
         if is_multitask(cfg) or cfg.data.weight is not None:
             raise ConfigError("train.trainer", "ftrl learns one 0/1 label without sample weights", fix="drop them")
+        if cfg.train.epochs == "auto":
+            raise ConfigError("train.epochs", "ftrl has no early stop to end `auto`", fix="give a number, e.g. 1")
         self.model, self.cfg, self.out_dir = model, cfg, Path(out_dir)
         self.label = cfg.data.label
         self.coords = LinearCoordinates.of(model)
@@ -154,7 +156,7 @@ class FtrlTrainer:
         started, steps, history = time.perf_counter(), 0, []
         specs = parse_metrics(self.cfg.eval.metrics)
         best: dict[str, float] = {}
-        for epoch in range(1, self.cfg.train.epochs + 1):
+        for epoch in range(1, int(self.cfg.train.epochs) + 1):
             for batch in train:
                 self.learn(batch)
                 steps += 1
@@ -163,4 +165,4 @@ class FtrlTrainer:
             log.info("ftrl epoch %d: %d rows learned, valid %s", epoch, self.ftrl.n_learned, best)
         self.save(self.out_dir)
         rate = self.ftrl.n_learned / max(time.perf_counter() - started, 1e-9)
-        return TrainResult(best, steps, steps, self.cfg.train.epochs, rate, history)
+        return TrainResult(best, steps, steps, int(self.cfg.train.epochs), rate, history)

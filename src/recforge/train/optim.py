@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
 from recforge.config.schema import OptimizerConfig
 from recforge.embedding import EmbeddingCollection, dynamic_tables
+from recforge.errors import ConfigError
 from recforge.registry import Registry
 
 
@@ -63,19 +65,37 @@ def embedding_parameters(model: nn.Module) -> list[nn.Parameter]:
     return list(params.values())
 
 
+def _dense_groups(model: nn.Module, sparse_ids: set[int], table_decay: float) -> list[dict[str, Any]]:
+    """Param groups of the dense optimizer: the network, and (with `table_decay`) the embedding tables apart."""
+    params = [p for p in model.parameters() if id(p) not in sparse_ids]
+    if not table_decay:
+        return [{"params": params}]
+    tables = {id(p) for p in embedding_parameters(model)}
+    return [
+        {"params": [p for p in params if id(p) not in tables]},
+        {"params": [p for p in params if id(p) in tables], "weight_decay": table_decay},
+    ]
+
+
 def build_optimizers(model: nn.Module, cfg: OptimizerConfig) -> list[torch.optim.Optimizer]:
     """[dense] when embeddings train with the dense optimizer, else [dense, sparse].
 
     Dynamic tables hold no nn.Parameter: they get `cfg.sparse` and the embedding lr and apply it themselves.
     """
+    if cfg.embedding_weight_decay and cfg.sparse != "dense_adam":
+        raise ConfigError(
+            "train.optimizer.embedding_weight_decay",
+            f"decays whole tables, which the sparse optimizer {cfg.sparse!r} does not touch",
+            fix="use `sparse: dense_adam`, or `embedding_l2` (L2 on the rows a step reads)",
+        )
     sparse_params = embedding_parameters(model) if cfg.sparse != "dense_adam" else []
     sparse_ids = {id(p) for p in sparse_params}
-    dense_params = [p for p in model.parameters() if id(p) not in sparse_ids]
     dense_cls = DENSE_OPTIMIZERS[cfg.dense]
     kwargs: dict[str, object] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     if cfg.dense in ("adam", "adamw"):
         kwargs["fused"] = True
-    optimizers: list[torch.optim.Optimizer] = [dense_cls(dense_params, **kwargs)]  # type: ignore[arg-type]
+    groups = _dense_groups(model, sparse_ids, cfg.embedding_weight_decay)
+    optimizers: list[torch.optim.Optimizer] = [dense_cls(groups, **kwargs)]  # type: ignore[arg-type]
     for table in dynamic_tables(model):  # no parameters: they update their rows in backward, same rule
         table.configure_optimizer(cfg.sparse, cfg.sparse_lr or cfg.lr)
     if sparse_params:

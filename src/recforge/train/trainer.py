@@ -21,7 +21,6 @@ from recforge.config.tasks import Task, is_multitask, pipeline_tasks
 from recforge.embedding import EmbeddingCollection, evict_all
 from recforge.errors import BundleError
 from recforge.models.outputs import task_columns
-from recforge.progress import Progress
 from recforge.train import rng_state
 from recforge.train.checkpoint import CHECKPOINT, checkpoint_exists, read_checkpoint, write_checkpoint
 from recforge.train.distill import TEACHER_COLUMN, distill_loss, teacher_tensor
@@ -31,8 +30,11 @@ from recforge.train.evaluation import evaluate as evaluate
 from recforge.train.evaluation import evaluate_tasks as evaluate_tasks
 from recforge.train.evaluation import predict_logits as predict_logits
 from recforge.train.loader import epoch_batches
+from recforge.train.meter import Meter
 from recforge.train.metrics import HIGHER_IS_BETTER
 from recforge.train.optim import build_optimizers
+from recforge.train.schedule import check_schedule, set_lr
+from recforge.train.stopping import EarlyStopper, epoch_limit
 
 log = logging.getLogger(__name__)
 
@@ -53,42 +55,6 @@ def task_loss(task: Task, outputs: torch.Tensor, labels: torch.Tensor, weights: 
         return nn.functional.binary_cross_entropy_with_logits(outputs, labels, weight=weights)
     squared = (outputs - labels) ** 2
     return squared.mean() if weights is None else (squared * weights).mean()
-
-
-class _Meter:
-    """Training rows per second and the progress bar.
-
-    The clock counts the whole loop (fetching a batch included) from an epoch's first batch on;
-    evaluations and checkpoints are excluded (`restart` after them).
-    """
-
-    def __init__(self, show: bool) -> None:
-        self.bar = Progress("train", unit="rows", enabled=show)
-        self.rows, self.seconds = 0, 0.0
-        self.tick: float | None = None
-
-    @property
-    def rate(self) -> float:
-        return self.rows / self.seconds if self.seconds else 0.0
-
-    def restart(self, tick: float | None) -> None:
-        """Count from `tick` on (None: from the next batch's arrival)."""
-        self.tick = tick
-
-    def arrived(self) -> None:
-        self.tick = self.tick or time.perf_counter()
-
-    def trained(self, rows: int, epoch: int, step: int, loss: float) -> None:
-        now = time.perf_counter()
-        self.seconds += now - (self.tick or now)
-        self.tick = now
-        self.rows += rows
-        self.bar.update(rows)
-        if step % 20 == 0:
-            self.bar.set_note(f"epoch {epoch}, loss {loss:.4f}, {self.rate:,.0f} rows/s")
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 class Trainer:
@@ -119,6 +85,7 @@ class Trainer:
         self.multitask = is_multitask(cfg)
         self.first_metric = self.tasks[0].key(self.tasks[0].metrics[0])
         self.optimizers = build_optimizers(model, cfg.train.optimizer)
+        check_schedule(cfg.train.optimizer.schedule)
         self.collections = [m for m in model.modules() if isinstance(m, EmbeddingCollection)]
         for collection in self.collections:
             collection.l2_tracking = cfg.train.optimizer.embedding_l2 > 0
@@ -132,7 +99,11 @@ class Trainer:
         self.stopped = False  # early stop
         self.best: dict[str, float] = {}
         self.best_step = -1
-        self.bad_evals = 0
+        stop_key = cfg.train.early_stop.metric if cfg.train.early_stop else self.first_metric
+        self.stop_key = stop_key
+        self.stopper = EarlyStopper(
+            cfg.train.early_stop, HIGHER_IS_BETTER[stop_key.rpartition("/")[2].partition("@")[0]]
+        )
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
         self.last_logits: torch.Tensor | None = None
@@ -166,6 +137,7 @@ class Trainer:
         loss, logits = self.step_fn(batch)
         self.last_logits = logits.detach()  # scored before this step's update: progressive validation
         loss.backward()
+        set_lr(self.optimizers, self.step, self.cfg.train.optimizer.schedule)
         for opt in self.optimizers:
             opt.step()
         self.step += 1
@@ -185,7 +157,7 @@ class Trainer:
             if resume:
                 log.warning("no checkpoint in %s: starting fresh", self.out_dir / CHECKPOINT)
             self.history = self._keep_evals(0)
-        meter = _Meter(self.cfg.train.progress)
+        meter = Meter(self.cfg.train.progress)
         while not self._done():
             self._run_epoch(train, valid, meter)
         meter.close()
@@ -198,15 +170,14 @@ class Trainer:
         tcfg = self.cfg.train
         if self.in_epoch:
             return False
-        return self.stopped or self.epoch >= tcfg.epochs or bool(tcfg.max_steps and self.step >= tcfg.max_steps)
+        return self.stopped or self.epoch >= epoch_limit(tcfg) or bool(tcfg.max_steps and self.step >= tcfg.max_steps)
 
-    def _run_epoch(self, train: Iterable[Batch], valid: Iterable[Batch] | None, meter: _Meter) -> None:
+    def _run_epoch(self, train: Iterable[Batch], valid: Iterable[Batch] | None, meter: Meter) -> None:
         """The rest of the epoch in progress (or a new one), its end-of-epoch evaluation, a checkpoint."""
         tcfg = self.cfg.train
         if not self.in_epoch:
             self.epoch, self.in_epoch, self.batch_in_epoch, self.epoch_loss = self.epoch + 1, True, 0, (0.0, 0)
         every = tcfg.checkpoint.every_steps
-        stop_metric = tcfg.early_stop.metric if tcfg.early_stop else None
         started = time.perf_counter()
         meter.restart(None)
         for batch in epoch_batches(train, self.epoch, self.batch_in_epoch):
@@ -219,7 +190,7 @@ class Trainer:
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss} at step {self.step}; lower train.optimizer.lr")
             if tcfg.eval_every and self.step % tcfg.eval_every == 0 and valid is not None:
-                self.stopped = self._eval_and_track(valid, stop_metric, self._epoch_loss())
+                self.stopped = self._eval_and_track(valid, self._epoch_loss())
                 meter.restart(time.perf_counter())
             if self.stopped or (tcfg.max_steps and self.step >= tcfg.max_steps):
                 break
@@ -228,7 +199,7 @@ class Trainer:
                 meter.restart(time.perf_counter())
         log.info("epoch %d: %d rows in %.1fs", self.epoch, self.epoch_loss[1], time.perf_counter() - started)
         if valid is not None and not (tcfg.eval_every and self.step % tcfg.eval_every == 0) and not self.stopped:
-            self.stopped = self._eval_and_track(valid, stop_metric, self._epoch_loss())
+            self.stopped = self._eval_and_track(valid, self._epoch_loss())
         elif valid is None:
             self._record({"epoch": self.epoch, "step": self.step, "train_loss": self._epoch_loss()})
         self.in_epoch = False
@@ -238,30 +209,23 @@ class Trainer:
         total, rows = self.epoch_loss
         return total / max(rows, 1)
 
-    def _eval_and_track(self, valid: Iterable[Batch], stop_metric: str | None, train_loss: float) -> bool:
+    def _eval_and_track(self, valid: Iterable[Batch], train_loss: float) -> bool:
+        """Evaluate, log the row, keep the best raw evaluation's weights; True when early stopping says stop."""
         metrics = self.evaluate(valid)
-        self._record(
-            {
-                "epoch": self.epoch,
-                "step": self.step,
-                "train_loss": train_loss,
-                **{f"valid_{k}": v for k, v in metrics.items()},
-            }
-        )
-        key = stop_metric or self.first_metric
-        higher = HIGHER_IS_BETTER[key.rpartition("/")[2].partition("@")[0]]
-        value = metrics.get(key, float("nan"))
+        value = metrics.get(self.stop_key, float("nan"))
+        stop = self.stopper.update(value)
+        early = self.cfg.train.early_stop
+        smoothed = {f"smoothed_{self.stop_key}": self.stopper.smoothed} if early and early.smoothing != "none" else {}
+        row = {"epoch": self.epoch, "step": self.step, "train_loss": train_loss}
+        self._record({**row, **{f"valid_{k}": v for k, v in metrics.items()}, **smoothed})
+        key, higher = self.stop_key, self.stopper.higher_is_better
         better = not self.best or (value > self.best[key] if higher else value < self.best[key])
         if better and math.isfinite(value):
-            self.best, self.best_step, self.bad_evals = metrics, self.step, 0
+            self.best, self.best_step = metrics, self.step
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            return False
-        self.bad_evals += 1
-        patience = self.cfg.train.early_stop.patience if self.cfg.train.early_stop else None
-        if patience is not None and self.bad_evals >= patience:
-            log.info("early stop at step %d: %s did not improve for %d evals", self.step, key, self.bad_evals)
-            return True
-        return False
+        if stop:
+            log.info("early stop at step %d: %s did not improve for %d evals", self.step, key, self.stopper.bad_evals)
+        return stop
 
     def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:
         """Every task's metrics of the model over `batches` (means over tasks for a multi-task model)."""
@@ -313,7 +277,7 @@ class Trainer:
             "stopped": self.stopped,
             "best": self.best,
             "best_step": self.best_step,
-            "bad_evals": self.bad_evals,
+            "stopper": self.stopper.state(),
             "evals": len(self.history),
             "extra": extra or {},
         }
@@ -342,7 +306,8 @@ class Trainer:
         self.in_epoch, self.batch_in_epoch = counters.get("in_epoch", False), counters.get("batch_in_epoch", 0)
         total, rows = counters.get("epoch_loss", (0.0, 0))
         self.epoch_loss, self.stopped = (float(total), int(rows)), counters.get("stopped", False)
-        self.best, self.best_step, self.bad_evals = counters["best"], counters["best_step"], counters["bad_evals"]
+        self.best, self.best_step = counters["best"], counters["best_step"]
+        self.stopper.load(counters.get("stopper", {"bad_evals": counters.get("bad_evals", 0)}))
         self.history = self._keep_evals(counters.get("evals", 0))
         log.info("resumed from %s at epoch %d, step %d", where, self.epoch, self.step)
         return dict(counters.get("extra", {}))

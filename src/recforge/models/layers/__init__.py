@@ -10,7 +10,13 @@ from recforge.models.layers.capsule import CapsuleRouting, squash
 from recforge.models.layers.cross import CrossNetV2
 from recforge.models.layers.fm import FactorizationMachine
 from recforge.models.layers.mlp import MLP, MLPConfig
-from recforge.models.layers.sequence import Dedup, SequenceInputs, sequence_fields, without_sequences
+from recforge.models.layers.sequence import (
+    Dedup,
+    SequenceInputs,
+    recency_ranks,
+    sequence_fields,
+    without_sequences,
+)
 
 __all__ = [
     "MLP",
@@ -24,6 +30,7 @@ __all__ = [
     "TargetAttention",
     "TargetAttentionConfig",
     "TransformerConfig",
+    "recency_ranks",
     "sequence_fields",
     "squash",
     "without_sequences",

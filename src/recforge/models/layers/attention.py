@@ -5,11 +5,14 @@ Shapes: B rows, L sequence length, D element width.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from recforge.models.layers.mlp import ACTIVATIONS, linear
+from recforge.models.layers.sequence import recency_ranks
 
 
 class TargetAttentionConfig(BaseModel):
@@ -17,6 +20,11 @@ class TargetAttentionConfig(BaseModel):
     hidden: tuple[int, ...] = Field((64, 32), min_length=1)
     activation: str = Field("sigmoid", pattern="^(relu|gelu|silu|tanh|sigmoid)$")
     softmax: bool = Field(False, description="Normalize weights over the sequence (DIN keeps raw weights).")
+    recency: bool = Field(
+        False,
+        description="Scale each element's weight by a learned factor of its recency rank (0 = newest click), "
+        "so the latest behaviour can count more than older (time-aware attention).",
+    )
 
 
 class TargetAttention(nn.Module):
@@ -26,7 +34,8 @@ class TargetAttention(nn.Module):
     W_p (q*k), so the query's share is computed once per row instead of once per element.
     """
 
-    def __init__(self, dim: int, config: TargetAttentionConfig) -> None:
+    def __init__(self, dim: int, config: TargetAttentionConfig, max_len: int = 0) -> None:
+        """`max_len`: the longest sequence (the number of recency factors `recency` learns)."""
         super().__init__()
         first = config.hidden[0]
         self.first = linear(4 * dim, first, "xavier_normal")
@@ -40,6 +49,7 @@ class TargetAttention(nn.Module):
         self.rest = nn.Sequential(*layers)
         self.dim = dim
         self.softmax = config.softmax
+        self.recency = nn.Parameter(torch.ones(max_len)) if config.recency else None
 
     def weights(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[B, L] attention weights (0 at padding)."""
@@ -50,8 +60,12 @@ class TargetAttention(nn.Module):
         scores = self.rest(q_part + k_part + p_part).squeeze(-1)
         if self.softmax:
             scores = scores.masked_fill(~mask, float("-inf")).softmax(dim=1)
-            return torch.nan_to_num(scores, nan=0.0)  # a row with no history attends to nothing
-        return scores * mask.to(scores.dtype)
+            scores = torch.nan_to_num(scores, nan=0.0)  # a row with no history attends to nothing
+        else:
+            scores = scores * mask.to(scores.dtype)
+        if self.recency is not None:
+            scores = scores * self.recency[recency_ranks(mask, len(self.recency))]
+        return scores
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """query [B, D], keys [B, L, D], mask [B, L] -> [B, D]."""
@@ -64,6 +78,11 @@ class TransformerConfig(BaseModel):
     heads: int = Field(2, ge=1)
     ffn: int = Field(128, ge=1, description="Feed-forward width.")
     dropout: float = Field(0.1, ge=0, lt=1)
+    positions: Literal["absolute", "recency"] = Field(
+        "absolute",
+        description="absolute: position from the oldest element; recency: rank from the newest (time-aware, "
+        "and the same for a row however far its sequence is padded).",
+    )
 
 
 class SequenceTransformer(nn.Module):
@@ -79,7 +98,8 @@ class SequenceTransformer(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """tokens [B, L, D], mask [B, L] (True = real; every row needs one) -> [B, L, D]."""
-        x = tokens + self.positions[: tokens.shape[1]]
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, ranks: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens [B, L, D], mask [B, L] (True = real; every row needs one), optional position ids [B, L]
+        (default 0..L-1) -> [B, L, D]."""
+        x = tokens + (self.positions[: tokens.shape[1]] if ranks is None else self.positions[ranks])
         return self.encoder(x, src_key_padding_mask=~mask)  # type: ignore[no-any-return]

@@ -39,6 +39,14 @@ def masked_mean(rows: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return (rows * mask).sum(dim=-2) / mask.sum(dim=-2).clamp_min(1.0)
 
 
+def recency_ranks(mask: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, L] rank of each element from the newest (0) in right-padded, oldest-first rows; padding gets 0
+    (it is masked anyway) and ranks past `size` - 1 share the last one."""
+    lengths = mask.sum(dim=1, keepdim=True)
+    ranks = lengths - 1 - torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
+    return ranks.clamp(0, size - 1)
+
+
 class SequenceInputs:
     """Element vectors of one sequence field and the target vector they are compared with.
 

@@ -16,6 +16,7 @@ from recforge.models.layers import (
     SequenceInputs,
     SequenceTransformer,
     TransformerConfig,
+    recency_ranks,
     sequence_fields,
     without_sequences,
 )
@@ -47,6 +48,14 @@ class BST(nn.Module):
         )
         width = self.embeddings.output_dim + sum(2 * s.output_dim for s in self.sequences)
         self.deep = MLP(width, config.deep, out_dim=1)
+        self.positions = config.transformer.positions
+
+    def _ranks(self, mask: torch.Tensor, max_len: int) -> torch.Tensor | None:
+        """Position ids of [history; target] with `positions: recency`: the target 0, the newest click 1, ..."""
+        if self.positions == "absolute":
+            return None
+        history = recency_ranks(mask, max_len) + 1
+        return torch.cat([history, torch.zeros_like(history[:, :1])], dim=1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         parts = [self.embeddings(batch).flat()]
@@ -54,7 +63,7 @@ class BST(nn.Module):
             keys, mask = seq.elements(batch)
             tokens = torch.cat([keys, seq.target(batch).unsqueeze(1)], dim=1)
             full = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)  # the target is always there
-            out = encoder(tokens, full)
+            out = encoder(tokens, full, self._ranks(mask, seq.field.max_len))
             weight = mask.unsqueeze(-1).to(out.dtype)
             pooled = (out[:, :-1] * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1.0)
             parts += [out[:, -1], pooled]

@@ -51,7 +51,9 @@ class DIN(nn.Module):
         self.embeddings = EmbeddingCollection(without_sequences(schema), linear=config.fm)
         self.fm = FactorizationMachine() if config.fm else None
         self.sequences = [SequenceInputs(schema, f, self.embeddings, config.dedup) for f in sequence_fields(schema)]
-        self.attention = nn.ModuleList(TargetAttention(s.output_dim, config.attention) for s in self.sequences)
+        self.attention = nn.ModuleList(
+            TargetAttention(s.output_dim, config.attention, s.field.max_len) for s in self.sequences
+        )
         width = self.embeddings.output_dim + sum(3 * s.output_dim for s in self.sequences)
         self.deep = MLP(width, config.deep, out_dim=1)
 

@@ -63,8 +63,8 @@ class DistributedTrainer(Trainer):
         precision = self.cfg.train.precision
         return evaluate_all_ranks(self.ctx, self.model, batches, self.tasks, precision, mean=self.multitask)
 
-    def _eval_and_track(self, valid: Iterable[Batch], stop_metric: str | None, train_loss: float) -> bool:
-        return self.ctx.agree(super()._eval_and_track(valid, stop_metric, train_loss))
+    def _eval_and_track(self, valid: Iterable[Batch], train_loss: float) -> bool:
+        return self.ctx.agree(super()._eval_and_track(valid, train_loss))
 
     def _epoch_loss(self) -> float:
         """Mean training loss of the epoch so far over every rank's rows."""
