@@ -26,18 +26,18 @@ from support import REPO, small_synthetic
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("gate")
-    good = train(build_config(small_synthetic(epochs=1)), root / "good")
+    good = train(build_config(small_synthetic(epochs=2)), root / "good")  # epoch 1 is still at the bias
     samples = good.samples
     shuffled = pq.read_table(samples.train)
     labels = shuffled["click"].to_numpy().copy()
     np.random.default_rng(0).shuffle(labels)
     shuffled = shuffled.set_column(shuffled.column_names.index("click"), "click", pa.array(labels))
     pq.write_table(shuffled, root / "shuffled.parquet")
-    tree = small_synthetic(epochs=1)
+    tree = small_synthetic(epochs=2)
     tree["data"] = {"source": "samples", "label": "click", "train": str(root / "shuffled.parquet"),
                     "valid": str(samples.valid), "test": str(samples.test)}  # fmt: skip
     noise = train(build_config(tree), root / "noise")
-    better = train(build_config(small_synthetic(epochs=2)), root / "better")
+    better = train(build_config(small_synthetic(epochs=3)), root / "better")
     return {"good": good.bundle, "noise": noise.bundle, "better": better.bundle, "holdout": Path(str(samples.test))}
 
 
