@@ -16,7 +16,8 @@ from recforge.config.tables import TablesConfig
 
 
 class LabelRule(Strict):
-    """How a raw behavior row becomes a 0/1 label (DuckDB SQL expressions over the joined row)."""
+    """How a raw behavior row becomes a 0/1 label: SQL over the joined row that DuckDB and Spark both read
+    (docs/sql_subset.md)."""
 
     positive: str = Field(description="Rows where this holds get label 1, e.g. `rating >= 4`.")
     drop: str | None = Field(None, description="Rows where this holds are removed, e.g. `rating = 3`.")

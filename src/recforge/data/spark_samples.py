@@ -92,13 +92,12 @@ def _split(engine: SparkSql, relation: str, cfg: DataConfig, inputs: SparkInputs
 
 
 def _write(engine: SparkSql, cfg: DataConfig, base: Path, origin: str, counts: dict[str, int]) -> dict[str, str | None]:
-    """One Spark job writes every split (partitioned by SPLIT); each partition then becomes `NAME.parquet`."""
+    """One Spark job writes every split (partitioned by SPLIT); each split's directory then becomes `NAME.parquet`."""
     columns = [c for c in engine.columns("SELECT * FROM split_rows") if not c.startswith("__")]
     staged = base / "_spark_splits"
     rows = engine.frame(f"SELECT {select_list(engine, columns)}, {ROW}, {SPLIT} FROM split_rows")
-    rows.repartition(SPLIT).sortWithinPartitions(ROW).drop(ROW).write.mode("overwrite").partitionBy(SPLIT).parquet(
-        str(staged)
-    )
+    # every task writes its rows of each split: no shuffle, one file per task and split
+    rows.sortWithinPartitions(ROW).drop(ROW).write.mode("overwrite").partitionBy(SPLIT).parquet(str(staged))
     paths: dict[str, str | None] = {}
     try:
         for code, (name, wanted) in enumerate(zip(SPLITS, expected_splits(cfg.split), strict=True)):
