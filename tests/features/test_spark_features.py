@@ -20,7 +20,7 @@ from recforge.config.tasks import task_labels
 from recforge.data.readers import read_table
 from recforge.data.samples import build_samples
 from recforge.errors import DataError
-from recforge.features import FeatureSet
+from recforge.features import FeatureSet, TransformReport
 from recforge.features.columns import ColumnLayout
 from recforge.features.spark_fit import histogram_quantiles, spark_fit, spark_quantiles
 from recforge.features.spark_transform import spark_transform
@@ -109,7 +109,10 @@ def transformed(spark: Any, fitted: tuple[FeatureSet, str], tmp_path_factory: py
     """The train samples transformed on Spark into 3 Parquet part files (the user id passed through)."""
     local, train = fitted
     out = tmp_path_factory.mktemp("transformed") / "train"
-    spark_transform(local, spark.read.parquet(train), out, extras=["user_id"], partitions=3)
+    _, report = spark_transform(local, spark.read.parquet(train), out, extras=["user_id"], partitions=3)
+    expected = TransformReport()
+    local.transform(read_table(train), report=expected, extras=["user_id"])
+    assert report.rows == expected.rows and report.summary() == expected.summary()  # values mapped to defaults
     return out
 
 
@@ -133,7 +136,10 @@ def test_trainer_streams_the_transformed_directory(fitted: tuple[FeatureSet, str
     local, train = fitted
     loader = BatchLoader(str(transformed), local, 4096, mode="stream", extras=("user_id",), read_rows=5000)
     batches = list(loader)
-    assert sum(b.size for b in batches) == pq.ParquetFile(train).metadata.num_rows
+    assert sum(b.size for b in batches) == pq.ParquetFile(train).metadata.num_rows == loader.report.rows
+    expected = TransformReport()
+    local.transform(read_table(train), report=expected)
+    assert loader.report.summary() == expected.summary()  # the defaults the Spark transform counted and saved
     label = local.labels[0]
     positives = sum(int(b.labels[label].sum()) for b in batches)
     assert positives == int(np.sum(read_table(train, [label]).column(0).to_numpy()))
@@ -223,8 +229,10 @@ def test_every_kind_fits_and_transforms_the_same_on_spark(spark: Any, tmp_path: 
     frame = spark.read.parquet(str(tmp_path / "rows.parquet"))
     assert_same_state(spark_fit(FeatureSet(configs), frame), local, tmp_path)
     out = tmp_path / "transformed"
-    layout = spark_transform(local, frame, out)
-    expected = canonical(layout.table(local.transform(table)))
+    layout, report = spark_transform(local, frame, out)
+    local_report = TransformReport()
+    expected = canonical(layout.table(local.transform(table, report=local_report)))
+    assert report.summary() == local_report.summary() and report.summary()["score.missing"] > 200
     got = canonical(pq.read_table(out).select(layout.arrow_schema().names))
     for name, values in expected.items():
         np.testing.assert_allclose(got[name], values, rtol=0, atol=1e-6, err_msg=name)

@@ -21,9 +21,11 @@ import torch
 
 from recforge.batch import Bag, Batch
 from recforge.errors import DataError
+from recforge.features.base import TransformReport
 from recforge.schema import InputSchema
 
 LAYOUT_FILE = "_recforge_layout.json"
+REPORT_FILE = "_recforge_defaults.json"  # the transform's values mapped to defaults, per feature
 FORMAT = "recforge.transformed/1"
 
 
@@ -195,3 +197,18 @@ def _matrix(table: pa.Table | pa.RecordBatch, name: str, shape: tuple[int, ...])
     if values.size != int(np.prod(shape)):
         raise DataError(f"column {name!r} holds {values.size:,} values, its layout {shape} needs {np.prod(shape):,}")
     return values.reshape(shape).copy()
+
+
+def save_report(report: TransformReport, directory: str | Path) -> None:
+    doc = {"rows": report.rows, "counts": [[f, w, n] for (f, w), n in sorted(report.counts.items())]}
+    (Path(directory) / REPORT_FILE).write_text(json.dumps(doc))
+
+
+def load_report(directory: str | Path, into: TransformReport) -> None:
+    """Add the counts a transform saved beside its files to `into` (nothing when it saved none)."""
+    file = Path(directory) / REPORT_FILE
+    if file.is_file():
+        doc = json.loads(file.read_text())
+        into.rows += int(doc["rows"])
+        for feature, what, n in doc["counts"]:
+            into.add(feature, what, int(n))

@@ -22,7 +22,7 @@ from recforge.batch import Batch
 from recforge.data.readers import count_rows, iter_batches
 from recforge.errors import DataError
 from recforge.features import FeatureSet, TransformReport
-from recforge.features.columns import ColumnLayout
+from recforge.features.columns import ColumnLayout, load_report
 
 log = logging.getLogger(__name__)
 AUTO_MEMORY_ROWS = 5_000_000
@@ -109,6 +109,8 @@ class BatchLoader:
     def chunks(self, report: TransformReport | None) -> Iterator[Batch]:
         """Each record batch of the file, transformed (one pass); values mapped to defaults counted in `report`."""
         if self.layout is not None:
+            if report is not None:
+                load_report(self.path, report)
             yield from self._read_transformed(self.layout)
             return
         for record_batch in iter_batches(self.path, columns=self.columns, batch_rows=self.read_rows):
@@ -117,7 +119,7 @@ class BatchLoader:
             )
 
     def _read_transformed(self, layout: ColumnLayout) -> Iterator[Batch]:
-        """Batches of a transformed directory (defaults were counted by the transform that wrote it)."""
+        """Batches of a transformed directory (its defaults are the counts the transform saved beside it)."""
         for record_batch in iter_batches(self.path, columns=self.columns, batch_rows=self.read_rows):
             batch = layout.batch(record_batch, self.path)
             yield replace(
