@@ -3,7 +3,8 @@
 Reads DIR/world.pt (schema, model config, initial weights, the global batch) and DIR/scenarios.json; for each
 scenario shards a fresh copy of the model with recforge.train.distributed.torchrec_sharding, scores its half
 of the global batch, takes one optimizer step on it and gathers the ordinary state dict. Rank 0 writes
-DIR/NAME.pt: {"logits": the global batch's logits before the step, "state": gathered state, "plan": ...}.
+DIR/NAME.pt: {"logits": the global batch's logits before the step, "state": gathered state, "plan": ...,
+"after": the global batch's logits after the step, scored by rank 0 alone while rank 1 has no rows}.
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ def run_scenario(world: dict[str, Any], scenario: dict[str, Any], out: Path) -> 
     every = [torch.zeros_like(logits) for _ in range(size)]
     dist.all_gather(every, logits.detach())
     state = gather_state_dict(dmp)
+    dmp.eval()
+    with torch.no_grad():  # rank 0 scores the whole batch; a rank with no rows still takes part
+        scored = dmp(batch if rank == 0 else batch.index(slice(0, 0)))
     if rank == 0:
-        torch.save({"logits": torch.cat(every), "state": state, "plan": sharding_plan(dmp)}, out)
+        torch.save({"logits": torch.cat(every), "state": state, "plan": sharding_plan(dmp), "after": scored}, out)
 
 
 def main(work: Path) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from recforge.batch import Batch
+from recforge.batch import Bag, Batch
 from recforge.embedding import EmbeddingCollection, pool_bag
 from recforge.embedding.collection import Embedded, FieldHook
 from recforge.errors import ConfigError
@@ -51,6 +51,16 @@ def require_static(source: EmbeddingCollection, yaml_path: str = "train.distribu
                 fix=f"give {table.name!r} static storage (`min_count` or `hash_buckets`), or train with "
                 "`train.distributed.embeddings: replicated`",
             )
+
+
+def padding_row(batch: Batch) -> Batch:
+    """One row of the empty `batch`'s shape: every id 0 (the OOV row), every bag empty, every dense value 0."""
+    bags = {name: Bag(torch.zeros(1, bag.values.shape[1], dtype=torch.int64)) for name, bag in batch.bags.items()}
+    return Batch(
+        ids=torch.zeros(1, batch.ids.shape[1], dtype=torch.int64),
+        bags=bags,
+        dense=batch.dense.new_zeros(1, batch.dense.shape[1]),
+    )
 
 
 class TorchRecFieldEmbeddings(nn.Module):
@@ -162,6 +172,8 @@ class TorchRecFieldEmbeddings(nn.Module):
 
     def _raw_parts(self, batch: Batch) -> list[torch.Tensor]:
         """[B, F_i, width] per group, as EmbeddingCollection._raw_parts gives them."""
+        if batch.size == 0:  # TorchRec cannot build the output of an empty input, yet every rank must take part
+            return [part[:0] for part in self._raw_parts(padding_row(batch))]
         looked_up = self.rows(self._input(batch))
         size = batch.size
 
