@@ -15,7 +15,7 @@ from daily_world import FakeClock, World, write_daily
 from recforge.config.daily import STEP_NAMES, DailyConfig, RetryConfig, load_daily
 from recforge.errors import ConfigError, DataError
 from recforge.pipeline.daily import STEPS, read_history, run_step
-from recforge.pipeline.daily.runner import backoff_s, run_day
+from recforge.pipeline.daily.runner import backoff_s, check_daily, run_day
 from recforge.pipeline.daily.schedule import first_date, schedule
 from recforge.pipeline.daily.step import DayRun, Skip, step
 
@@ -182,3 +182,13 @@ def test_schedule_starts_after_the_history_else_at_start(
     run_step(cfg, "flaky", DATE, FakeClock(T0))
     assert first_date(cfg, None) == dt.date(2024, 1, 3)
     assert first_date(cfg, dt.date(2023, 12, 1)) == dt.date(2023, 12, 1)
+
+
+def test_the_pipeline_yaml_is_checked_before_any_step(shop_world: World, tmp_path: Path) -> None:
+    cfg = load_daily(write_daily(shop_world, tmp_path, overrides=["data.source=synthetic"]))
+    with pytest.raises(ConfigError, match=r"data\.source: the daily pipeline feeds date partitions"):
+        check_daily(cfg)
+    cfg = load_daily(write_daily(shop_world, tmp_path, overrides=["model.name=deepfmm"]))
+    with pytest.raises(ConfigError, match="unknown model 'deepfmm'"):
+        check_daily(cfg)
+    assert not Path(cfg.work).exists()

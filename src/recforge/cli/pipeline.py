@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from recforge.config.daily import DailyConfig
     from recforge.pipeline.daily import DayResult
 
 pipeline_app = typer.Typer(
@@ -24,6 +25,16 @@ SET_HELP = "Override a value of DAILY.yaml by dotted path, e.g. retry.attempts=5
 @pipeline_app.callback()
 def pipeline_options() -> None:
     """Daily pipeline: wait for a partition, samples, warm-started training, gate, publish, recall, push."""
+
+
+def _load(daily: Path, overrides: list[str]) -> DailyConfig:
+    """DAILY.yaml and the pipeline YAML it names, both checked before any step runs (errors exit 2)."""
+    from recforge.config.daily import load_daily
+    from recforge.pipeline.daily.runner import check_daily
+
+    cfg = load_daily(daily, overrides)
+    check_daily(cfg)
+    return cfg
 
 
 def _echo_day(result: DayResult) -> None:
@@ -43,10 +54,10 @@ def run(
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Run every step of DAILY for one date; exits 1 when a step failed after its retries."""
-    from recforge.config.daily import load_daily, parse_date
+    from recforge.config.daily import parse_date
     from recforge.pipeline.daily import SystemClock, run_day
 
-    result = run_day(load_daily(daily, set_), parse_date(date, "--date"), SystemClock(), force=force)
+    result = run_day(_load(daily, set_), parse_date(date, "--date"), SystemClock(), force=force)
     _echo_day(result)
     if not result.ok:
         raise typer.Exit(1)
@@ -61,11 +72,11 @@ def step(
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Run one step for one date (what each task of the exported Airflow DAG calls)."""
-    from recforge.config.daily import load_daily, parse_date
+    from recforge.config.daily import parse_date
     from recforge.pipeline.daily import DayResult, SystemClock, run_step
 
     day = parse_date(date, "--date")
-    entries = run_step(load_daily(daily, set_), name, day, SystemClock(), force=force)
+    entries = run_step(_load(daily, set_), name, day, SystemClock(), force=force)
     _echo_day(DayResult(day, entries))
     if entries[-1].status == "failed":
         raise typer.Exit(1)
@@ -80,11 +91,11 @@ def backfill(
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Run every date from --from to --to in order; a later date's live model is never replaced by an older one."""
-    from recforge.config.daily import load_daily, parse_date
+    from recforge.config.daily import parse_date
     from recforge.pipeline.daily import SystemClock
     from recforge.pipeline.daily import backfill as run_backfill
 
-    cfg = load_daily(daily, set_)
+    cfg = _load(daily, set_)
     results = run_backfill(cfg, parse_date(first, "--from"), parse_date(last, "--to"), SystemClock(), force=force)
     for result in results:
         _echo_day(result)
@@ -101,13 +112,13 @@ def schedule(
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Run each new date when its partition appears (polling every partitions.poll_s), on this machine."""
-    from recforge.config.daily import load_daily, parse_date
+    from recforge.config.daily import parse_date
     from recforge.pipeline.daily import SystemClock
     from recforge.pipeline.daily import schedule as run_schedule
 
     start = parse_date(first, "--from") if first else None
     stop = parse_date(until, "--until") if until else None
-    run_schedule(load_daily(daily, set_), SystemClock(), start=start, until=stop, once=once, on_day=_echo_day)
+    run_schedule(_load(daily, set_), SystemClock(), start=start, until=stop, once=once, on_day=_echo_day)
 
 
 @pipeline_app.command("export-airflow")
@@ -120,11 +131,10 @@ def export_airflow(
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Write an Airflow DAG whose tasks run `recforge pipeline step DAILY --step NAME --date {{ ds }}`."""
-    from recforge.config.daily import load_daily
     from recforge.pipeline.daily import render_dag
     from recforge.pipeline.daily.airflow import dag_id
 
-    cfg = load_daily(daily, set_)
+    cfg = _load(daily, set_)
     command = shlex.split(recforge) if recforge else [sys.executable, "-m", "recforge"]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_dag(cfg, daily, command, Path.cwd()))

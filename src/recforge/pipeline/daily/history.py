@@ -3,7 +3,8 @@
     {"date": "2026-12-01", "step": "train", "status": "ok" | "failed" | "skipped", "attempt": 1,
      "started": "2026-12-02T01:00:03+00:00", "finished": "...", "error": null}
 
-`error` holds the failure, or why a step was skipped. Lines are appended whole (one write, flushed),
+`error` holds the failure, or why a step was skipped; `attempt` 0 means it was not attempted (done
+already, or an earlier step of the date failed). Lines are appended whole (one write, flushed),
 so a reader never sees half an entry from a live run.
 """
 

@@ -13,15 +13,22 @@ from recforge.config.daily import DailyConfig, RetryConfig
 from recforge.errors import ConfigError, RecforgeError
 from recforge.pipeline.daily import data_steps, model_steps, serving_steps  # noqa: F401 - registers the steps
 from recforge.pipeline.daily.clock import Clock
+from recforge.pipeline.daily.configs import base_config
 from recforge.pipeline.daily.history import Entry, Status, append, iso
 from recforge.pipeline.daily.layout import DayLayout
 from recforge.pipeline.daily.partitions import PartitionTimeout
 from recforge.pipeline.daily.step import STEPS, DayRun, GateRejected, Skip
+from recforge.pipeline.rank import check as check_pipeline
 
 log = logging.getLogger(__name__)
 
 # Failures a retry cannot change: a wrong config, a partition that never came, a gate verdict.
 FINAL_ERRORS: tuple[type[Exception], ...] = (ConfigError, PartitionTimeout, GateRejected)
+
+
+def check_daily(cfg: DailyConfig) -> None:
+    """Before any step runs: the pipeline YAML loads, reads a `tables` source and names a valid model."""
+    check_pipeline(base_config(cfg))
 
 
 def backoff_s(retry: RetryConfig, attempt: int) -> float:
