@@ -320,13 +320,13 @@ class Trainer:
         self.history.append(row)
         log.info("eval %s", json.dumps(row))
         append_eval(self.out_dir, row)
-        if self.on_eval is not None:
-            self.on_eval(row)
         if self.writer is not None:
             for k, v in row.items():
                 if k not in ("epoch", "step") and isinstance(v, float):
                     self.writer.add_scalar(k, v, self.step)
             self.writer.flush()
+        if self.on_eval is not None:  # last: it may raise (a pruned trial) once the row is recorded everywhere
+            self.on_eval(row)
 
     # -------------------------------------------------------- checkpoint
     def save_checkpoint(self, extra: dict[str, Any] | None = None) -> None:
