@@ -97,6 +97,7 @@ def test_a_failing_run_is_marked_failed_with_the_rows_logged_so_far(logged: Logg
         raise RuntimeError("stop here")
 
     tree = tracked(experiment="failing")
+    tree["train"]["eval_every"] = 1  # the first evaluation (and so the error) after one step
     with pytest.raises(RuntimeError, match="stop here"):
         train(build_config(tree), logged.run_dir.parent / "failed", on_eval=stop)
     experiment = logged.client.get_experiment_by_name("failing")

@@ -240,13 +240,13 @@ class Trainer:
         log.info("eval %s", json.dumps(row))
         if self.writes_outputs:  # rank 0 under torchrun: one evals.jsonl, one tracked run
             append_eval(self.out_dir, row)
-            if self.on_eval is not None:
-                self.on_eval(row)
         if self.writer is not None:
             for k, v in row.items():
                 if k not in ("epoch", "step") and isinstance(v, float):
                     self.writer.add_scalar(k, v, self.step)
             self.writer.flush()
+        if self.on_eval is not None:  # last: it may raise (a pruned trial) once the row is recorded everywhere
+            self.on_eval(row)
 
     # -------------------------------------------------------- checkpoint
     def save_checkpoint(self, extra: dict[str, Any] | None = None) -> None:
