@@ -124,7 +124,7 @@ def test_spark_local_builds_the_duckdb_samples(
 def run_job(jobs: list[dict[str, object]]) -> list[dict[str, int]]:
     """Run spark_samples_job.py (its own Spark application) and return each build's counts."""
     done = subprocess.run(
-        [sys.executable, str(JOB), json.dumps(jobs)], capture_output=True, text=True, timeout=900, check=False
+        [sys.executable, str(JOB), json.dumps(jobs)], capture_output=True, text=True, timeout=1800, check=False
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
