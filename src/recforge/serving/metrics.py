@@ -54,6 +54,18 @@ class ServiceMetrics:
             "Swaps made by applying a delta version to a copy of the served model (no full reload).",
             registry=self.registry,
         )
+        self.request_log_records = Counter(
+            "recforge_request_log_records", "Sampled requests written to the request log.", registry=self.registry
+        )
+        self.request_log_dropped = Counter(
+            "recforge_request_log_dropped",
+            "Sampled requests not logged: the writer's queue was full or the record could not be written.",
+            registry=self.registry,
+        )
+        self._health_gauges()
+
+    def _health_gauges(self) -> None:
+        """Gauges set at scrape time from what their owners keep (drift file, store, GC)."""
         self.drift_alarm = Gauge(
             "recforge_drift_alarm",
             "1 while the streaming trainer's drift alarm holds publishing (-1: no trainer reports drift here).",
@@ -62,14 +74,6 @@ class ServiceMetrics:
         self.store_fallbacks = Gauge(
             "recforge_store_fallbacks",
             "Feature lookups answered with defaults because the store failed (cumulative, read at scrape).",
-            registry=self.registry,
-        )
-        self.request_log_records = Counter(
-            "recforge_request_log_records", "Sampled requests written to the request log.", registry=self.registry
-        )
-        self.request_log_dropped = Counter(
-            "recforge_request_log_dropped",
-            "Sampled requests not logged: the writer's queue was full or the record could not be written.",
             registry=self.registry,
         )
         self.store_healthy = Gauge(
