@@ -127,4 +127,4 @@ def test_config_schema_and_check_commands() -> None:
     schema = json.loads(recforge("config", "schema").stdout)
     assert "features" in schema["properties"]
     out = recforge("config", "check", "examples/movielens_deepfm.yaml", "--set", f"data.path={REPO}").stdout
-    assert "ok (7 features, model deepfm)" in out
+    assert "ok (6 features, model deepfm)" in out

@@ -89,3 +89,15 @@ def test_split_errors() -> None:
     nulls = pa.table({"user_id": ["a", None, "b"], "timestamp": [1, 2, 3]})
     with pytest.raises(DataError, match=r"'user_id' has 1 null values \(first at row 1\)"):
         assign_splits(nulls, SplitConfig(method="leave_last"))
+
+
+def test_key_columns_make_copies_with_other_side_columns_split_alike() -> None:
+    n = 5_000
+    log = {"user_id": pa.array(np.arange(n) % 97), "item_id": pa.array(np.arange(n) % 331), "ts": pa.array(np.arange(n))}
+    a = pa.table({**log, "title": pa.array([f"film {i}" for i in range(n)])})
+    b = pa.table({**log, "title": pa.array([f"film {i} (1995)" for i in range(n)])})  # same log, other side column
+    keyed = SplitConfig(key_columns=("user_id", "item_id", "ts"))
+    assert np.array_equal(assign_splits(a, keyed), assign_splits(b, keyed))
+    assert not np.array_equal(assign_splits(a, SplitConfig()), assign_splits(b, SplitConfig()))  # all columns: differ
+    with pytest.raises(DataError, match=r"key_columns \['nope'\]"):
+        assign_splits(a, SplitConfig(key_columns=("user_id", "nope")))

@@ -13,6 +13,13 @@ class SplitConfig(Strict):
     method: Literal["random", "per_user", "leave_last", "by_date"] = "random"
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 2020
+    key_columns: tuple[str, ...] | None = Field(
+        None,
+        min_length=1,
+        description="Columns whose values key each row's split hash (the log's identity, e.g. [user_id, item_id, "
+        "timestamp]): copies of one log with other side columns then split alike. Default: every integer, string, "
+        "boolean, date and timestamp column of the sample rows.",
+    )
     user_column: str = "user_id"
     time_column: str = "timestamp"
     holdout_rounding: Literal["nearest", "floor"] = Field(

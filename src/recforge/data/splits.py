@@ -62,7 +62,17 @@ def required_columns(cfg: SplitConfig) -> dict[str, str]:
 
 
 def _hash(cfg: SplitConfig, kinds: dict[str, str], dialect: Dialect) -> str:
-    hashed = sorted(name for name, kind in kinds.items() if kind in HASHED_KINDS and not name.startswith("__"))
+    if cfg.key_columns is not None:
+        bad = [name for name in cfg.key_columns if kinds.get(name) not in HASHED_KINDS]
+        if bad:
+            raise DataError(
+                f"data.split.key_columns {bad} are not integer, string, boolean, date or timestamp columns of the rows"
+                f" (columns: {sorted(name for name in kinds if not name.startswith('__'))})"
+                "\n  fix: name the log's identity columns, e.g. [user_id, item_id, timestamp]"
+            )
+        hashed = sorted(cfg.key_columns)
+    else:
+        hashed = sorted(name for name, kind in kinds.items() if kind in HASHED_KINDS and not name.startswith("__"))
     if not hashed:
         raise DataError(
             f"the split has no integer, string, date or timestamp column to key its hash (columns: {sorted(kinds)})"
