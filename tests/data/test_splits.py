@@ -93,7 +93,8 @@ def test_split_errors() -> None:
 
 def test_key_columns_make_copies_with_other_side_columns_split_alike() -> None:
     n = 5_000
-    log = {"user_id": pa.array(np.arange(n) % 97), "item_id": pa.array(np.arange(n) % 331), "ts": pa.array(np.arange(n))}
+    rows = np.arange(n)
+    log = {"user_id": pa.array(rows % 97), "item_id": pa.array(rows % 331), "ts": pa.array(rows)}
     a = pa.table({**log, "title": pa.array([f"film {i}" for i in range(n)])})
     b = pa.table({**log, "title": pa.array([f"film {i} (1995)" for i in range(n)])})  # same log, other side column
     keyed = SplitConfig(key_columns=("user_id", "item_id", "ts"))
