@@ -17,8 +17,10 @@ import yaml
 pytest.importorskip("torchrec", reason="torchrec is not installed (bash scripts/setup_torchrec.sh installs it)")
 
 from recforge.config import build_config
+from recforge.errors import ConfigError
 from recforge.pipeline import RunResult, train
 from recforge.serving.predictor import Predictor
+from recforge.train.distributed.checks import check_distributed
 from recforge.train.evals_log import read_evals
 from recforge.train.metrics import auc
 
@@ -88,3 +90,19 @@ def test_a_sharded_checkpoint_resumes_in_two_processes_and_is_refused_by_one(run
     assert [row["step"] for row in read_evals(run)] == [47, 94, 141]
     assert metrics(run)["train"]["steps"] == 141
     assert metrics(run)["test"]["auc"] >= metrics(runs.two)["test"]["auc"] - 0.003
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "path"),
+    [
+        ({"sparse": "sparse_adam"}, "train.optimizer.sparse"),  # FBGEMM has no CPU Adam
+        ({"sparse": "rowwise_adagrad", "schedule": {"decay": "exponential"}}, "train.optimizer.schedule"),
+    ],
+)
+def test_a_config_the_sharded_tables_cannot_train_fails_before_any_work(optimizer: dict[str, Any], path: str) -> None:
+    config = small_synthetic()
+    config["train"]["optimizer"] = optimizer
+    config["train"]["distributed"] = {"embeddings": "torchrec"}
+    with pytest.raises(ConfigError) as raised:
+        check_distributed(build_config(config), world_size=2)
+    assert raised.value.path == path
