@@ -111,8 +111,7 @@ def torchrec_placement(
             fix="run with --nproc N (N > 1, the checkpoint's), or `--set train.distributed.embeddings=replicated`",
         )
     dmp = shard_model(copy.deepcopy(model), cfg.train.optimizer, cfg.train.distributed.torchrec)
-    if ctx.is_main:
-        log.info("torchrec sharding plan: %s", sharding_plan(dmp))
+    log.info("torchrec sharding plan: %s", sharding_plan(dmp))  # every rank's log: the same collective plan
     return TorchRecPlacement(dmp, [build_dense_optimizer(dmp, cfg.train.optimizer)])
 
 
