@@ -13,6 +13,7 @@ from recforge.config.online import FtrlConfig, OnlineConfig
 from recforge.config.recall import RecallConfig
 from recforge.config.split import SplitConfig
 from recforge.config.tables import TablesConfig
+from recforge.config.torchrec import TorchRecConfig
 
 
 class LabelRule(Strict):
@@ -170,6 +171,9 @@ class DistributedConfig(Strict):
         "replicated",
         description="Embedding placement: `replicated` (every process holds every table; DDP averages their "
         "gradients with the dense ones) or a registered sharder such as `torchrec`.",
+    )
+    torchrec: TorchRecConfig = Field(
+        default_factory=TorchRecConfig, description="How TorchRec shards the tables when `embeddings: torchrec`."
     )
 
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -57,6 +57,14 @@ def task_loss(task: Task, outputs: torch.Tensor, labels: torch.Tensor, weights: 
     return squared.mean() if weights is None else (squared * weights).mean()
 
 
+class L2Tracked(Protocol):
+    """A field-embedding module whose read rows feed `train.optimizer.embedding_l2` (ordinary or TorchRec-held)."""
+
+    l2_tracking: bool
+
+    def pop_penalty(self) -> torch.Tensor | float: ...
+
+
 class Trainer:
     """Owns the loop, the optimizers and checkpoints; the model owns only its forward pass."""
 
@@ -86,7 +94,7 @@ class Trainer:
         self.first_metric = self.tasks[0].key(self.tasks[0].metrics[0])
         self.optimizers = build_optimizers(model, cfg.train.optimizer)
         check_schedule(cfg.train.optimizer.schedule)
-        self.collections = [m for m in model.modules() if isinstance(m, EmbeddingCollection)]
+        self.collections: list[L2Tracked] = [m for m in model.modules() if isinstance(m, EmbeddingCollection)]
         for collection in self.collections:
             collection.l2_tracking = cfg.train.optimizer.embedding_l2 > 0
         self.step_fn = torch.compile(self._forward_loss) if cfg.train.compile else self._forward_loss
@@ -161,10 +169,14 @@ class Trainer:
         while not self._done():
             self._run_epoch(train, valid, meter)
         meter.close()
+        self._sync_model()
         if self.cfg.train.export == "best" and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         evict_all(self.model)  # export time: dynamic tables drop their stale rows
         return TrainResult(self.best, self.best_step, self.step, self.epoch, meter.rate, self.history)
+
+    def _sync_model(self) -> None:
+        """Bring the trained weights into `self.model` (one process trains them there: nothing to do)."""
 
     def _done(self) -> bool:
         tcfg = self.cfg.train

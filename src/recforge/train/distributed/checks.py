@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from recforge.config.schema import PipelineConfig
 from recforge.errors import ConfigError
-from recforge.train.distributed.placement import placer
+from recforge.train.distributed.placement import check_placement
 from recforge.train.families import trainer_family
 
 
 def check_distributed(cfg: PipelineConfig, world_size: int) -> None:
     """ConfigError for a setting `world_size` processes cannot train with (nothing to check for one)."""
-    placer(cfg.train.distributed.embeddings)
+    check_placement(cfg, world_size)
     if world_size <= 1:
         return
     family = trainer_family(cfg)

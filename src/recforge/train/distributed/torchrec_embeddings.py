@@ -22,6 +22,7 @@ from recforge.embedding import EmbeddingCollection, pool_bag
 from recforge.embedding.collection import Embedded, FieldHook
 from recforge.errors import ConfigError
 from recforge.schema import InputSchema
+from recforge.train.trainer import L2Tracked
 
 if TYPE_CHECKING:
     from torchrec import KeyedJaggedTensor
@@ -218,3 +219,8 @@ class TorchRecFieldEmbeddings(nn.Module):
             "which the TorchRec path does not shard yet",
             fix="train it with `train.distributed.embeddings: replicated`",
         )
+
+
+def embedding_collections(model: nn.Module) -> list[L2Tracked]:
+    """Every field-embedding module under `model`, ordinary or TorchRec-held (the trainer pops their L2 penalty)."""
+    return [m for m in model.modules() if isinstance(m, (EmbeddingCollection, TorchRecFieldEmbeddings))]

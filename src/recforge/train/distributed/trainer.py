@@ -17,6 +17,7 @@ from torch import nn
 
 from recforge.batch import Batch
 from recforge.config.schema import PipelineConfig
+from recforge.errors import ConfigError
 from recforge.train import rng_state
 from recforge.train.checkpoint import CHECKPOINT, recover_checkpoint
 from recforge.train.distributed.context import DistContext
@@ -28,6 +29,7 @@ from recforge.train.distributed.dcp_checkpoint import (
 )
 from recforge.train.distributed.evaluation import evaluate_all_ranks
 from recforge.train.distributed.placement import place
+from recforge.train.distributed.torchrec_embeddings import embedding_collections
 from recforge.train.evals_log import keep_evals, read_evals
 from recforge.train.trainer import Trainer, TrainResult
 
@@ -48,9 +50,12 @@ class DistributedTrainer(Trainer):
         self.ctx = ctx
         self.writes_outputs = ctx.is_main
         super().__init__(model, cfg, out_dir, on_eval)
-        self.placement = place(cfg.train.distributed.embeddings, model, self.optimizers, ctx)
+        self.placement = place(model, self.optimizers, ctx, cfg)
         self.forward_model = self.placement.module
         self.optimizers = self.placement.optimizers
+        self.collections = embedding_collections(self.forward_model)  # a sharder's own tables track L2 too
+        for collection in self.collections:
+            collection.l2_tracking = cfg.train.optimizer.embedding_l2 > 0
 
     def fit(self, train: Iterable[Batch], valid: Iterable[Batch] | None, resume: bool = False) -> TrainResult:
         """Trainer.fit on this rank's share; the result's samples/s is every rank's together."""
@@ -61,7 +66,12 @@ class DistributedTrainer(Trainer):
     def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:
         """Metrics over every rank's rows of `batches` (the same numbers on every rank)."""
         precision = self.cfg.train.precision
+        self._sync_model()
         return evaluate_all_ranks(self.ctx, self.model, batches, self.tasks, precision, mean=self.multitask)
+
+    def _sync_model(self) -> None:
+        """The placement's trained weights into the ordinary model on every rank (collective)."""
+        self.placement.sync(self.model, self.ctx)
 
     def _eval_and_track(self, valid: Iterable[Batch], train_loss: float) -> bool:
         return self.ctx.agree(super()._eval_and_track(valid, train_loss))
@@ -85,6 +95,7 @@ class DistributedTrainer(Trainer):
         counters = self._counters(extra)
         counters["epoch_loss"] = list(self.ctx.sum(*self.epoch_loss))  # the whole epoch's, over every rank
         counters["has_best"] = self.best_state is not None
+        counters["embeddings"] = self.cfg.train.distributed.embeddings
         save_dcp_checkpoint(self.ctx, self.out_dir, state, rng_state.capture(self.model), counters)
 
     def load_checkpoint(self) -> dict[str, Any]:
@@ -96,6 +107,7 @@ class DistributedTrainer(Trainer):
             self._share_epoch_loss()
             return extra
         counters = read_dcp_counters(self.ctx, self.out_dir)
+        self._check_resumable(counters, where)
         state = self.placement.state()
         if counters.get("has_best"):
             state["best"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -110,6 +122,20 @@ class DistributedTrainer(Trainer):
         extra = self._restore_counters(counters, where)
         self._share_epoch_loss()
         return extra
+
+    def _check_resumable(self, counters: dict[str, Any], where: Path) -> None:
+        """ConfigError for a checkpoint this placement cannot load: another placement's, or another world
+        size's where the placement's state does not reshard."""
+        written = (counters.get("embeddings", "replicated"), counters.get("world_size"))
+        now = (self.cfg.train.distributed.embeddings, self.ctx.world_size)
+        if written[0] != now[0] or (written[1] != now[1] and not self.placement.reshards):
+            raise ConfigError(
+                "train.distributed.embeddings",
+                f"{where} was written with `embeddings: {written[0]}` by {written[1]} processes and cannot resume "
+                f"with `embeddings: {now[0]}` in {now[1]}",
+                fix=f"resume with `--set train.distributed.embeddings={written[0]}` and --nproc {written[1]}, "
+                "or train afresh into a new --out",
+            )
 
     def _share_epoch_loss(self) -> None:
         """Split the saved epoch loss (summed over the writer's ranks) evenly over this run's ranks."""
