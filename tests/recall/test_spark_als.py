@@ -37,7 +37,7 @@ def test_spark_als_learns_the_clusters_in_the_local_channels_id_space(spark: Any
     popular = topk_metrics(masked_topk(np.tile(counts, (len(query), 1)), 10, query.exclude).items, truth, [10])
     got = topk_metrics(spark_channel.recommend(query, 10).items, truth, [10])
     implicit = topk_metrics(local.recommend(query, 10).items, truth, [10])
-    # Measured on this world: popularity ndcg@10 0.119; see the assertion message for the two ALS figures.
+    # Measured on this world (16 factors, 10 iterations): popularity ndcg@10 0.119, spark_als 0.482, als 0.492.
     assert got["ndcg@10"] > 0.3 and got["ndcg@10"] > 2 * popular["ndcg@10"], (got, implicit, popular)
     assert got["ndcg@10"] > implicit["ndcg@10"] - 0.05, (got, implicit)
 
