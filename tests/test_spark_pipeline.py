@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 
 from recforge.config import build_config
 from recforge.data.readers import read_table
+from recforge.data.spark_session import EXECUTOR_PYTHONPATH, recforge_root
 from recforge.data.synthetic import generate_synthetic
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet
@@ -119,3 +121,11 @@ def test_what_the_spark_engine_cannot_train_is_refused(change: dict[str, Any], w
     with pytest.raises(ConfigError) as refused:
         SparkFeatures().check(build_config(tree), world_size)
     assert refused.value.path == where and refused.value.fix
+
+
+def test_executors_import_recforge_from_where_the_driver_does(spark: Any) -> None:
+    """Without `spark.executorEnv.PYTHONPATH` in `spark.conf`, the session points executors at the driver's recforge."""
+    import recforge
+
+    root = Path(recforge.__file__).resolve().parents[1]
+    assert spark.sparkContext.getConf().get(EXECUTOR_PYTHONPATH) == recforge_root() == str(root)
