@@ -7,6 +7,7 @@ Spark context, so every engine goes through `spark_session` here.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recforge.errors import ConfigError
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOCAL_SHUFFLE_PARTITIONS = 2  # the default 200 makes small local jobs spend their time scheduling
+
+EXECUTOR_PYTHONPATH = "spark.executorEnv.PYTHONPATH"
 
 _started: list[SparkSession] = []  # sessions this module started, so only those are stopped here
 
@@ -42,12 +45,20 @@ def spark_session(master: str, conf: dict[str, str] | None = None) -> SparkSessi
     settings = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
     if master.startswith("local"):
         settings["spark.sql.shuffle.partitions"] = str(LOCAL_SHUFFLE_PARTITIONS)
+    settings[EXECUTOR_PYTHONPATH] = recforge_root()  # executors' Python workers import recforge (features, splits)
     for name, value in {**settings, **(conf or {})}.items():
         builder = builder.config(name, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     _started.append(session)
     return session
+
+
+def recforge_root() -> str:
+    """The folder the driver imports recforge from; `spark.conf` overrides it where executors see another path."""
+    import recforge
+
+    return str(Path(recforge.__file__).resolve().parents[1])
 
 
 def stop_sessions() -> None:

@@ -27,11 +27,12 @@ from recforge.config.schema import TrackingConfig
 from recforge.config.tasks import is_multitask, model_tasks, pipeline_tasks
 from recforge.data import SamplePaths, build_samples
 from recforge.data.probe import check_data
-from recforge.data.readers import iter_batches, read_table
+from recforge.data.readers import read_table
 from recforge.errors import ConfigError
 from recforge.features import FeatureSet
 from recforge.ids import first_rows
 from recforge.models import build_model, model_options
+from recforge.pipeline.spark_features import feature_engine
 from recforge.progress import stage
 from recforge.train import BatchLoader, Trainer, TrainResult, make_trainer, trainer_family
 from recforge.train.checkpoint import CHECKPOINT
@@ -82,6 +83,7 @@ def check(cfg: PipelineConfig, world_size: int = 1) -> None:
             "train.distill", "distillation learns one soft label: it needs a single-task model", fix="drop `tasks:`"
         )
     check_distributed(cfg, world_size)
+    feature_engine(cfg).check(cfg, world_size)
 
 
 def seed_everything(seed: int) -> None:
@@ -150,16 +152,18 @@ def _train(
     if ctx.several:
         seed_everything(cfg.train.seed + ctx.rank)  # each rank its own dropout masks
     loaders = _Loaders(cfg, features, ctx)
-    train_loader = _train_loader(cfg, samples, out, loaders)
+    with stage("model inputs", cfg.train.progress):  # the Spark engine transforms every split here
+        inputs = feature_engine(cfg).inputs(cfg, features, samples, out, group_keys(cfg))
+    train_loader = _train_loader(cfg, inputs, out, loaders)
     trainer = _make_trainer(cfg, model, out, ctx, resume)
     if isinstance(trainer, Trainer):
         trainer.on_eval = tracker.log_eval if on_eval is None else _both(on_eval, tracker.log_eval)
     elif on_eval is not None:
         log.info("model %s trains in one pass: no per-epoch evaluations to report", cfg.model.name)
-    valid_loader = loaders(samples.valid, False, cfg.eval.batch_size) if samples.valid else None
+    valid_loader = loaders(inputs.valid, False, cfg.eval.batch_size) if inputs.valid else None
     result = trainer.fit(train_loader, valid_loader, resume=resume)
     defaults = ctx.sum_counts(train_loader.report.summary())
-    metrics = _metrics(cfg, model, result, samples, defaults, loaders, partial(evaluate_all_ranks, ctx))
+    metrics = _metrics(cfg, model, result, inputs, defaults, loaders, partial(evaluate_all_ranks, ctx))
     bundle = out / "bundle"
     if ctx.is_main:
         save_bundle(bundle, cfg, features, model, metrics, parent=parent)
@@ -311,7 +315,7 @@ def _features(
         parent.features.save(saved)
         return parent.features, parent.version
     features = FeatureSet.from_config(cfg)
-    features.fit(iter_batches(samples.train, columns=features.input_columns(), batch_rows=cfg.data.read_rows))
+    feature_engine(cfg).fit(cfg, features, samples)
     features.save(saved)
     return features, None
 
