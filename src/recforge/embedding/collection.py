@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -63,7 +64,32 @@ class Embedded:
         return torch.cat([p.reshape(p.shape[0], -1) for p in self.parts], dim=1)
 
 
-class EmbeddingCollection(nn.Module):
+class RowPenalty:
+    """The squared norm of the embedding rows a training step read (`train.optimizer.embedding_l2`).
+
+    A mixin of the modules that look rows up (this collection, the TorchRec one); they set `l2_tracking`,
+    `penalty` and `linear_part` in `__init__`.
+    """
+
+    training: bool
+    l2_tracking: bool
+    penalty: torch.Tensor | float
+    linear_part: Any  # None, or a module of the subclass's own kind (its dim-1 linear term)
+
+    def _track(self, rows: torch.Tensor) -> None:
+        """Sum of squares of the rows a training step read (for `train.optimizer.embedding_l2`)."""
+        if self.training and self.l2_tracking:
+            self.penalty = self.penalty + rows.float().pow(2).sum()
+
+    def pop_penalty(self) -> torch.Tensor | float:
+        """The squared norm of the rows read since the last call; resets it."""
+        penalty, self.penalty = self.penalty, 0.0
+        if self.linear_part is not None:
+            penalty = penalty + self.linear_part.pop_penalty()
+        return penalty
+
+
+class EmbeddingCollection(RowPenalty, nn.Module):
     """Embeds every field of a batch; `dim` overrides all table dims (e.g. 1 for logistic regression)."""
 
     def __init__(self, schema: InputSchema, dim: int | None = None, linear: bool = False) -> None:
@@ -139,18 +165,6 @@ class EmbeddingCollection(nn.Module):
             out = self.weight.index_select(0, rows.reshape(-1)).view(*rows.shape, self.weight.shape[1])
         self._track(out)
         return out
-
-    def _track(self, rows: torch.Tensor) -> None:
-        """Sum of squares of the rows a training step read (for `train.optimizer.embedding_l2`)."""
-        if self.training and self.l2_tracking:
-            self.penalty = self.penalty + rows.float().pow(2).sum()
-
-    def pop_penalty(self) -> torch.Tensor | float:
-        """The squared norm of the rows read since the last call; resets it."""
-        penalty, self.penalty = self.penalty, 0.0
-        if self.linear_part is not None:
-            penalty = penalty + self.linear_part.pop_penalty()
-        return penalty
 
     def lookup(self, table: str, ids: torch.Tensor) -> torch.Tensor:
         """Rows of one table for an int64 tensor of any shape -> [..., D] (without the linear column)."""

@@ -19,7 +19,7 @@ from torch import nn
 
 from recforge.batch import Bag, Batch
 from recforge.embedding import EmbeddingCollection, pool_bag
-from recforge.embedding.collection import Embedded, FieldHook
+from recforge.embedding.collection import Embedded, FieldHook, RowPenalty
 from recforge.errors import ConfigError
 from recforge.schema import InputSchema
 from recforge.train.trainer import L2Tracked
@@ -64,7 +64,7 @@ def padding_row(batch: Batch) -> Batch:
     )
 
 
-class TorchRecFieldEmbeddings(nn.Module):
+class TorchRecFieldEmbeddings(RowPenalty, nn.Module):
     """Drop-in for an EmbeddingCollection whose rows live in TorchRec tables (`self.rows`, sharded by DMP)."""
 
     def __init__(self, source: EmbeddingCollection) -> None:
@@ -158,18 +158,6 @@ class TorchRecFieldEmbeddings(nn.Module):
             values=torch.cat(values) if values else torch.zeros(0, dtype=torch.int64),
             lengths=torch.cat(lengths),
         )
-
-    def _track(self, rows: torch.Tensor) -> None:
-        """Sum of squares of the rows a training step read (for `train.optimizer.embedding_l2`)."""
-        if self.training and self.l2_tracking:
-            self.penalty = self.penalty + rows.float().pow(2).sum()
-
-    def pop_penalty(self) -> torch.Tensor | float:
-        """The squared norm of the rows read since the last call; resets it."""
-        penalty, self.penalty = self.penalty, 0.0
-        if self.linear_part is not None:
-            penalty = penalty + self.linear_part.pop_penalty()
-        return penalty
 
     def _raw_parts(self, batch: Batch) -> list[torch.Tensor]:
         """[B, F_i, width] per group, as EmbeddingCollection._raw_parts gives them."""
