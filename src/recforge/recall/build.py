@@ -37,7 +37,10 @@ def build_recall_data(raw: RawTables, cfg: InteractionsConfig) -> RecallData:
     items = vocab.encode_items(table["item"])
     weights = table["weight"].to_numpy().astype(np.float32)
     times = table["time"].to_numpy().astype(np.int64) if "time" in table.column_names else None
-    split_input = pa.table({"user": users, "time": times if times is not None else np.zeros(len(users), np.int64)})
+    zeros = np.zeros(len(users), np.int64)
+    # the split hashes every column: user, item and time key each interaction (user and time alone tie, and a
+    # tie's order within a user is not deterministic)
+    split_input = pa.table({"user": users, "item": items, "time": times if times is not None else zeros})
     split_cfg = cfg.split.model_copy(update={"user_column": "user", "time_column": "time"})
     codes = assign_splits(split_input, split_cfg, origin=origin)
 
