@@ -89,7 +89,48 @@ class RowPenalty:
         return penalty
 
 
-class EmbeddingCollection(RowPenalty, nn.Module):
+class FieldRows:
+    """The forward pass of the modules that look rows up (this collection, the TorchRec one): their raw
+    per-group rows, through the field hook, with the linear term split off (folded column or its own module).
+
+    Subclasses set `fields`, `field_dims`, `fold_linear`, `linear_part` and `field_hook` in `__init__`
+    and define `_raw_parts`.
+    """
+
+    fields: tuple[FieldSpec, ...]
+    field_dims: Any
+    fold_linear: bool
+    linear_part: Any
+    field_hook: FieldHook | None
+
+    def _raw_parts(self, batch: Batch) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, batch: Batch) -> Embedded:
+        parts = self._raw_parts(batch)
+        if self.field_hook is not None:
+            parts = self.field_hook(parts)
+        linear: torch.Tensor | None = None
+        if self.fold_linear:
+            linear = sum(p[..., -1].sum(dim=1) for p in parts)  # type: ignore[assignment]
+            parts = [p[..., :-1] for p in parts]
+        elif self.linear_part is not None:
+            linear = self.linear_part(batch).stacked().sum(dim=(1, 2))
+        return Embedded(parts, linear, self.fields, self.field_dims)
+
+    def set_field_hook(self, hook: FieldHook | None) -> None:
+        """Pass the per-group field rows through `hook` on every forward until reset with None.
+
+        The hook gets and returns `[B, F_i, W]` tensors, fields in `fields` order, a folded linear column
+        included (a separate linear collection gets the same hook). Feature-selection methods use it to
+        fade fields out of a frozen model; models never set it.
+        """
+        self.field_hook = hook
+        if self.linear_part is not None:
+            self.linear_part.set_field_hook(hook)
+
+
+class EmbeddingCollection(RowPenalty, FieldRows, nn.Module):
     """Embeds every field of a batch; `dim` overrides all table dims (e.g. 1 for logistic regression)."""
 
     def __init__(self, schema: InputSchema, dim: int | None = None, linear: bool = False) -> None:
@@ -211,29 +252,6 @@ class EmbeddingCollection(RowPenalty, nn.Module):
         if self.schema.dense_fields:
             parts.append(batch.dense.unsqueeze(2) * self.dense_vectors)
         return parts
-
-    def set_field_hook(self, hook: FieldHook | None) -> None:
-        """Pass the per-group field rows through `hook` on every forward until reset with None.
-
-        The hook gets and returns `[B, F_i, W]` tensors, fields in `fields` order, a folded linear column
-        included (a separate linear collection gets the same hook). Feature-selection methods use it to
-        fade fields out of a frozen model; models never set it.
-        """
-        self.field_hook = hook
-        if self.linear_part is not None:
-            self.linear_part.set_field_hook(hook)
-
-    def forward(self, batch: Batch) -> Embedded:
-        parts = self._raw_parts(batch)
-        if self.field_hook is not None:
-            parts = self.field_hook(parts)
-        linear: torch.Tensor | None = None
-        if self.fold_linear:
-            linear = sum(p[..., -1].sum(dim=1) for p in parts)  # type: ignore[assignment]
-            parts = [p[..., :-1] for p in parts]
-        elif self.linear_part is not None:
-            linear = self.linear_part(batch).stacked().sum(dim=(1, 2))
-        return Embedded(parts, linear, self.fields, self.field_dims)
 
     def set_sparse_grad(self, sparse: bool) -> None:
         """Sparse row gradients for the sparse optimizers (set by the trainer, not by models)."""

@@ -19,7 +19,7 @@ from torch import nn
 
 from recforge.batch import Bag, Batch
 from recforge.embedding import EmbeddingCollection, pool_bag
-from recforge.embedding.collection import Embedded, FieldHook, RowPenalty
+from recforge.embedding.collection import FieldHook, FieldRows, RowPenalty
 from recforge.errors import ConfigError
 from recforge.schema import InputSchema
 from recforge.train.trainer import L2Tracked
@@ -64,7 +64,7 @@ def padding_row(batch: Batch) -> Batch:
     )
 
 
-class TorchRecFieldEmbeddings(RowPenalty, nn.Module):
+class TorchRecFieldEmbeddings(RowPenalty, FieldRows, nn.Module):
     """Drop-in for an EmbeddingCollection whose rows live in TorchRec tables (`self.rows`, sharded by DMP)."""
 
     def __init__(self, source: EmbeddingCollection) -> None:
@@ -180,24 +180,6 @@ class TorchRecFieldEmbeddings(RowPenalty, nn.Module):
         if self.schema.dense_fields:
             parts.append(batch.dense.unsqueeze(2) * self.dense_vectors)
         return parts
-
-    def forward(self, batch: Batch) -> Embedded:
-        parts = self._raw_parts(batch)
-        if self.field_hook is not None:
-            parts = self.field_hook(parts)
-        linear: torch.Tensor | None = None
-        if self.fold_linear:
-            linear = sum(p[..., -1].sum(dim=1) for p in parts)  # type: ignore[assignment]
-            parts = [p[..., :-1] for p in parts]
-        elif self.linear_part is not None:
-            linear = self.linear_part(batch).stacked().sum(dim=(1, 2))
-        return Embedded(parts, linear, self.fields, self.field_dims)
-
-    def set_field_hook(self, hook: FieldHook | None) -> None:
-        """As EmbeddingCollection.set_field_hook."""
-        self.field_hook = hook
-        if self.linear_part is not None:
-            self.linear_part.set_field_hook(hook)
 
     def lookup(self, table: str, ids: torch.Tensor) -> torch.Tensor:
         """Lookups outside the field forward (sequence models) are not routed through TorchRec's collectives."""
