@@ -1,9 +1,10 @@
 """DIN on the synthetic world with a planted recency effect, against DeepFM without the history and the truth.
 
 Per seed, one world (`examples/synthetic_recency_din.yaml`, scaled by the flags) and one split; arms:
-`din_recency` (attention.recency: a learned factor per recency rank), `din` (plain attention), `deepfm`
-(no history). `deepfm_default` trains DeepFM on the same world with the recency effect off. Each row gives
-test AUC and the true click probability's AUC on the same test rows (`oracle_auc`); medians over seeds.
+`din_recency` (attention.recency: a learned factor per recency rank), `din` (plain attention), `bst_recency`
+(BST, positions by recency rank), `deepfm` (no history). `deepfm_default` trains DeepFM on the same world
+with the recency effect off. Each row gives test AUC and the true click probability's AUC on the same test
+rows (`oracle_auc`); medians over seeds.
 
     python bench/recency_synthetic.py --seeds 0,1,2 --users 1000 --items 200 --impressions 600000
 """
@@ -23,6 +24,12 @@ import yaml
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 DEEPFM = {"name": "deepfm", "deep": {"hidden": [64, 32], "dropout": 0.0}}
+# BST over the same history, positions counted from the newest click (time-aware), same MLP as DIN's
+BST = {
+    "name": "bst",
+    "deep": {"hidden": [64, 32], "dropout": 0.0},
+    "transformer": {"positions": "recency", "dropout": 0.0},
+}
 
 
 def arm_tree(arm: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -37,6 +44,8 @@ def arm_tree(arm: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
         tree["model"] = DEEPFM
     if arm == "din_recency":
         tree["model"]["attention"]["recency"] = True
+    if arm == "bst_recency":
+        tree["model"] = BST
     tree["train"].update(seed=seed, threads=args.threads, progress=False)
     return tree
 
@@ -56,7 +65,7 @@ def run(arm: str, args: argparse.Namespace, seed: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--arms", default="din_recency,din,deepfm,deepfm_default")
+    parser.add_argument("--arms", default="din_recency,din,bst_recency,deepfm,deepfm_default")
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--impressions", type=int, default=600_000)
