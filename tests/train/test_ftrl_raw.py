@@ -26,6 +26,7 @@ RAW_ONLY = [
     {"name": "promo", "kind": "id", "hash_buckets": 8},  # booleans
     {"name": "price", "kind": "numeric", "side": "item", "boundaries": [10.0, 30.0, 30.0, 100.0]},  # null, inf
     {"name": "age", "kind": "numeric", "side": "user", "n_buckets": 5},  # fitted quantiles
+    {"name": "spend", "kind": "lookup", "map_column": "spend_by", "key": "item", "transform": "bucket", "n_buckets": 3},
 ]
 EVERY_KIND = [
     *RAW_ONLY,
@@ -61,6 +62,10 @@ def rows(n: int, seed: int) -> pa.Table:
             "score": rng.normal(0, 1, n),
             "tags": np.array(["a:0.5|b", "c:2", "", "b|c:0.25|d"])[rng.integers(0, 4, n)],
             "shuffled": rng.uniform(0, 6, n),
+            "spend_by": pa.array(
+                [[(f"i{i}", float(i % 7)), (f"i{i + 1}", 1.0)] for i in rng.integers(0, 300, n)],
+                pa.map_(pa.string(), pa.float64()),
+            ),  # the row's item is in its map about 1 time in 150: mostly missing
             "click": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64),
         }
     )
@@ -86,7 +91,7 @@ def test_raw_rows_learn_the_weights_of_transformed_rows(kinds: str, mode: str, t
     features, make = trainer_for(RAW_ONLY if kinds == "raw_only" else EVERY_KIND, table, mode, tmp_path)
     plan = RawPlan(features, make().coords, "click")
     assert [f.feature.name for f in plan.hashed] == ["user_id", "item", "rating", "promo"]
-    assert [f.feature.name for f in plan.bucketed] == ["price", "age"]  # `shuffled` goes the ordinary way
+    assert [f.feature.name for f in plan.bucketed] == ["price", "age", "spend"]  # `shuffled` goes the ordinary way
     assert (plan.assembler is None) == (kinds == "raw_only")
 
     batch_path, raw_path = make(), make()
