@@ -16,7 +16,8 @@ def column(table: pa.Table, name: str, feature: str) -> pa.Array:
             f"feature {feature!r} reads column {name!r}, which the input does not have; "
             f"columns: {', '.join(table.column_names)}"
         )
-    col = table.column(name).combine_chunks()
+    chunked = table.column(name)
+    col = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()  # combine copies even one chunk
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     return col

@@ -9,7 +9,8 @@ broadcast. `FeatureSet.transform` assembles one group (every feature on the give
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -145,13 +146,8 @@ class Assembler:
         """The group's features transformed on every row of `table` (their own code, errors naming the input)."""
         outputs: dict[str, Output] = {}
         for name in self.groups[group]:
-            try:
+            with reading_errors(self.features, name, source):
                 outputs[name] = self.features[name].transform(table, self._ctx, report)
-            except DataError as exc:
-                raise DataError(f"{source}: {exc}") from None
-            except (pa.ArrowException, TypeError, ValueError) as exc:
-                columns = feature_columns(self.features, name)
-                raise DataError(f"{source}: feature {name!r} cannot read column(s) {columns}: {exc}") from None
         return Block.of(self.slots[group], outputs, table.num_rows)
 
     def batch(self, n: int, blocks: Mapping[str, Block]) -> Batch:
@@ -170,6 +166,19 @@ class Assembler:
             bags={name: bags[name] for name in self._bag_order},
             dense=torch.from_numpy(dense),
         )
+
+
+@contextmanager
+def reading_errors(features: Mapping[str, Feature[Any]], name: str, source: str) -> Iterator[None]:
+    """Errors of feature `name` reading its columns of `source` as one DataError naming the input and the columns
+    (every path that reads raw columns for a feature raises the same message)."""
+    try:
+        yield
+    except DataError as exc:
+        raise DataError(f"{source}: {exc}") from None
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        columns = feature_columns(features, name)
+        raise DataError(f"{source}: feature {name!r} cannot read column(s) {columns}: {exc}") from None
 
 
 def _tensor_of(n: int) -> Callable[[np.ndarray], torch.Tensor]:

@@ -174,18 +174,19 @@ class FeatureSet:
         batch = assembler.batch(table.num_rows, {"all": assembler.block("all", table, report, source)})
         return replace(
             batch,
-            labels=self._labels(table, source) if labels else {},
+            labels=self.labels_of(table, source) if labels else {},
             weights=self._weights(table, source) if labels and self.weight else None,
             extras={name: _extra_numpy(table, name, source) for name in extras},
         )
 
-    def _labels(self, table: pa.Table, source: str) -> dict[str, torch.Tensor]:
+    def labels_of(self, table: pa.Table, source: str) -> dict[str, torch.Tensor]:
+        """Each label column of `table` as float32, checked (0/1, or finite for regression targets)."""
         out = {}
         for name in self.labels:
             values = _column_numpy(table, name, source)
             if values.dtype == object or not np.issubdtype(values.dtype, np.number):
                 raise DataError(f"{source}: label column {name!r} must be numeric 0/1, got {values.dtype}")
-            bad = ~np.isfinite(values) if name in self.targets else ~np.isin(values, (0, 1))
+            bad = ~np.isfinite(values) if name in self.targets else (values != 0) & (values != 1)  # isin: 40x slower
             if bad.any() and name in self.targets:
                 row = int(np.flatnonzero(bad)[0])
                 raise DataError(f"{source}: regression label {name!r} row {row} is {values[row].item()!r}, not finite")

@@ -34,7 +34,11 @@ def to_float(values: pa.Array, feature: str) -> np.ndarray:
             values = pc.cast(values, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise DataError(f"feature {feature!r}: column of type {values.type} is not numeric ({exc})") from exc
-    out = pc.fill_null(values.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False).astype(np.float64)
+    if values.type != pa.float64():
+        values = values.cast(pa.float64())
+    if values.null_count:
+        values = pc.fill_null(values, np.nan)
+    out = values.to_numpy(zero_copy_only=False).astype(np.float64)  # a writable copy
     out[~np.isfinite(out)] = np.nan
     return out
 

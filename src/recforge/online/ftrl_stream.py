@@ -2,7 +2,8 @@
 
 The job runs a pipeline config whose model is `lr` and whose `train.trainer` is `ftrl` (recforge.train.ftrl_lr):
 features are fitted on the first `online.fit_rows` rows (hash ids with `hash_buckets`, give numeric
-`boundaries`, and nothing is lost to that fit), then every row is predicted and learned once. A version
+`boundaries`, and nothing is lost to that fit), then every row is predicted and learned once, straight from
+its Arrow columns (`FtrlTrainer.learn_table`: hashed ids are hashed inside the FTRL kernel). A version
 is an ordinary bundle (lr weights exported from FTRL), so `recforge serve`, `recforge predict` and
 `recforge stream predict` read it like any other; the z/n accumulators stay in the work directory's
 checkpoint. Rows are acked after the checkpoint that covers them and re-delivered rows at or before the
@@ -151,11 +152,9 @@ class FtrlStreamJob:
         if not keep:
             return 0
         table: pa.Table = batch.table if len(keep) == batch.num_rows else batch.table.take(keep)
-        data = self.features.transform(table)
-        if self.cfg.data.label not in data.labels:
+        if self.cfg.data.label not in table.column_names:
             raise DataError(f"stream rows have no label column {self.cfg.data.label!r}; columns: {table.column_names}")
-        labels = data.labels[self.cfg.data.label].numpy()
-        scores = self.trainer.learn(data)
+        labels, scores = self.trainer.learn_table(table, self.features, source="stream")  # hashed inside the kernel
         self.metrics.update(labels, scores)
         self.window.update(labels, scores)
         self.position.advance([batch.positions[i] for i in keep] if batch.positions else [])

@@ -12,7 +12,8 @@ Per coordinate i, with accumulators z_i and n_i (both start at 0):
 A batch is two dense arrays, idx int64 [B, F] (coordinates) and val float64 [B, F] (their values);
 `recforge.train.ftrl_lr` turns an `lr` model's Batch into them, so FTRL learns the lr model's weights.
 
-`mode="exact"` (default) runs this one sample at a time, in stream order, in a numba kernel: the
+`mode="exact"` (default) runs this one sample at a time, in stream order, in the numba kernel of
+`recforge.train.ftrl_kernel` (which can also hash and bucketize raw columns on the way): the
 result equals per-sample FTRL. Within one row the weights are computed once, before that row's
 updates, so two fields on one coordinate update it twice with the same w_i (as River and the
 paper's pseudo-code do).
@@ -32,40 +33,12 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import numba
 import numpy as np
 
 from recforge.errors import BundleError, ConfigError, DataError
+from recforge.train.ftrl_kernel import LOGIT_CLIP, Columns, Slots, learn_exact, materialize
 
-LOGIT_CLIP = 35.0
 Mode = Literal["exact", "batch"]
-
-
-@numba.njit(cache=True, nogil=True)
-def _learn_exact(idx, val, y, z, n, alpha, beta, l1, l2, out):  # type: ignore[no-untyped-def]  # pragma: no cover
-    rows, fields = idx.shape
-    w = np.empty(fields)
-    for r in range(rows):
-        s = 0.0
-        for f in range(fields):
-            i = idx[r, f]
-            zi = z[i]
-            if abs(zi) <= l1:
-                w[f] = 0.0
-            else:
-                w[f] = -(zi - math.copysign(l1, zi)) / ((beta + math.sqrt(n[i])) / alpha + l2)
-            s += w[f] * val[r, f]
-        s = min(max(s, -LOGIT_CLIP), LOGIT_CLIP)
-        p = 1.0 / (1.0 + math.exp(-s))
-        out[r] = p
-        g = p - y[r]
-        for f in range(fields):
-            i = idx[r, f]
-            gi = g * val[r, f]
-            ni = n[i]
-            sigma = (math.sqrt(ni + gi * gi) - math.sqrt(ni)) / alpha
-            z[i] += gi - sigma * w[f]
-            n[i] = ni + gi * gi
 
 
 class FTRLProximal:
@@ -125,21 +98,28 @@ class FTRLProximal:
 
     def learn(self, idx: np.ndarray, val: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Learn from rows idx/val [B, F] with 0/1 labels y [B]; returns each row's progressive prediction [B]."""
-        idx = np.ascontiguousarray(idx, dtype=np.int64)
-        val = np.ascontiguousarray(val, dtype=np.float64)
-        y = np.ascontiguousarray(y, dtype=np.float64)
+        idx = np.asarray(idx)
+        val = np.asarray(val)
+        y = np.asarray(y)
         if idx.ndim != 2 or idx.shape != val.shape or y.shape != (idx.shape[0],):
             raise DataError(f"FTRL learn: idx {idx.shape}, val {val.shape}, y {y.shape} do not match [B, F], [B]")
-        if idx.size and (idx.min() < 0 or idx.max() >= self.size):
-            raise DataError(f"FTRL learn: coordinates must lie in [0, {self.size})")
         if not np.isin(y, (0.0, 1.0)).all():
             raise DataError(f"FTRL learns 0/1 labels; got {np.unique(y[~np.isin(y, (0.0, 1.0))])[:5].tolist()}")
+        return self.learn_columns(Slots.given(idx.shape[1]), Columns.given(idx, val), y)
+
+    def learn_columns(self, slots: Slots, cols: Columns, y: np.ndarray) -> np.ndarray:
+        """`learn` of the rows `slots` resolve from `cols` (`recforge.train.ftrl_kernel`); y [B] holds 0/1."""
+        given = cols.given_idx
+        if given.size and (given.min() < 0 or given.max() >= self.size):
+            raise DataError(f"FTRL learn: coordinates must lie in [0, {self.size})")
+        y = np.ascontiguousarray(y, dtype=np.float64)
         if self.mode == "exact":
-            p = np.empty(idx.shape[0], dtype=np.float64)
-            _learn_exact(idx, val, y, self.z, self.n, self.alpha, self.beta, self.l1, self.l2, p)
+            p = np.empty(cols.rows, dtype=np.float64)
+            hyper = (self.alpha, self.beta, self.l1, self.l2)
+            learn_exact(*slots.packed(), *cols.packed(), y, self.z, self.n, hyper, p)  # type: ignore[call-arg]  # a numba dispatcher
         else:
-            p = self._learn_batch(idx, val, y)
-        self.n_learned += idx.shape[0]
+            p = self._learn_batch(*materialize(slots, cols), y)
+        self.n_learned += cols.rows
         return p
 
     def _learn_batch(self, idx: np.ndarray, val: np.ndarray, y: np.ndarray) -> np.ndarray:

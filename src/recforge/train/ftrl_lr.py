@@ -3,8 +3,10 @@
 The lr model scores logit = bias + sum over fields of a dim-1 weight: a row of its fused table for an
 id field (hashed with `hash_buckets`, a vocabulary or numeric buckets), the masked (weighted) sum or
 mean of rows for a bag, x_d times a weight for a dense field. Each of those weights is one FTRL
-coordinate: table rows first, then dense fields, then the bias. `LinearCoordinates.encode` turns a
-Batch into the idx/val rows FTRL learns from, `export` writes the weights into the lr model, so the
+coordinate: table rows first, then dense fields, then the bias (`train.linear_coordinates`: `encode` turns a
+Batch into the idx/val rows FTRL learns from, `export` writes the weights into the lr model). `learn` takes
+a Batch (the pipeline's loaders transform the files); `learn_table` takes raw Arrow rows (a stream) and lets
+the FTRL kernel hash and bucketize the ids itself (`train.ftrl_raw`), to the same weights. The
 version it publishes is an ordinary bundle that every scoring path (serving, `recforge predict`,
 `stream predict`) reads. The z/n accumulators are trainer state (a warm start needs them), kept in the
 work or output directory, never in the bundle.
@@ -15,11 +17,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
+import pyarrow as pa
 from safetensors.numpy import load_file, save_file
 from torch import nn
 
@@ -27,78 +28,17 @@ from recforge.batch import Batch
 from recforge.config.schema import PipelineConfig
 from recforge.config.tasks import is_multitask
 from recforge.errors import BundleError, ConfigError
+from recforge.features import FeatureSet, TransformReport
 from recforge.models.rank.lr import LogisticRegression
 from recforge.train.families import TRAINERS
 from recforge.train.ftrl import FTRLProximal
+from recforge.train.ftrl_raw import RawPlan
+from recforge.train.linear_coordinates import LinearCoordinates
 from recforge.train.metrics import parse_metrics
 from recforge.train.trainer import TrainResult, evaluate
 
 log = logging.getLogger(__name__)
 STATE = "ftrl-state.safetensors"
-
-
-@dataclass(frozen=True)
-class LinearCoordinates:
-    """Where each weight of an lr model sits among the FTRL coordinates."""
-
-    id_offsets: np.ndarray  # [F_id] row offset of each id field's table in the fused table
-    bags: tuple[tuple[str, int, bool], ...]  # (bag field, its table's row offset, mean pooling)
-    rows: int  # rows of the fused table
-    dense: int  # dense fields
-
-    @property
-    def size(self) -> int:
-        return self.rows + self.dense + 1
-
-    @classmethod
-    def of(cls, model: LogisticRegression) -> LinearCoordinates:
-        emb = model.weights
-        if not emb.fused:
-            odd = ", ".join(emb.tables)
-            raise ConfigError(
-                f"features ({odd})",
-                "the ftrl trainer learns static tables only; these use another storage kind",
-                fix="drop `storage:` from them (hash with `hash_buckets` instead)",
-            )
-        offsets = emb.table_offsets
-        schema = emb.schema
-        return cls(
-            id_offsets=np.array([offsets[f.table or ""] for f in schema.id_fields], dtype=np.int64),
-            bags=tuple((f.name, offsets[f.table or ""], f.pooling == "mean") for f in schema.bag_fields),
-            rows=int(emb.weight.shape[0]) if offsets else 0,
-            dense=len(schema.dense_fields),
-        )
-
-    def encode(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        """idx int64 [B, K] and val float64 [B, K] with sum_k w[idx] * val == the lr model's logit."""
-        b = batch.size
-        idx = [batch.ids.numpy() + self.id_offsets]
-        val = [np.ones(idx[0].shape)]
-        for name, offset, mean in self.bags:
-            bag = batch.bags[name]
-            values = bag.values.numpy()
-            weight = (values != 0).astype(np.float64)
-            if bag.weights is not None:
-                weight *= bag.weights.numpy()
-            if mean:
-                weight /= np.maximum((values != 0).sum(axis=1, keepdims=True), 1)
-            idx.append(values + offset)
-            val.append(weight)
-        if self.dense:
-            idx.append(np.broadcast_to(self.rows + np.arange(self.dense), (b, self.dense)))
-            val.append(batch.dense.numpy().astype(np.float64))
-        idx.append(np.full((b, 1), self.size - 1, dtype=np.int64))
-        val.append(np.ones((b, 1)))
-        return np.concatenate(idx, axis=1), np.concatenate(val, axis=1)
-
-    def export(self, weights: np.ndarray, model: LogisticRegression) -> None:
-        """Write FTRL's weights into the lr model's parameters (float32, as every bundle holds them)."""
-        w = torch.from_numpy(weights.astype(np.float32))
-        with torch.no_grad():
-            if self.rows:
-                model.weights.weight[:, 0] = w[: self.rows]
-            model.weights.dense_vectors[:, 0] = w[self.rows : self.rows + self.dense]
-            model.bias[0] = w[-1]
 
 
 @TRAINERS.register("ftrl")
@@ -124,11 +64,31 @@ class FtrlTrainer:
         self.coords = LinearCoordinates.of(model)
         c = cfg.train.ftrl
         self.ftrl = FTRLProximal(self.coords.size, alpha=c.alpha, beta=c.beta, l1=c.l1, l2=c.l2, mode=c.mode)
+        self._raw: RawPlan | None = None
 
     def learn(self, batch: Batch) -> np.ndarray:
         """Predict, then learn from, one batch; the predictions [B] are made before learning (progressive)."""
         idx, val = self.coords.encode(batch)
         return self.ftrl.learn(idx, val, batch.labels[self.label].numpy())
+
+    def learn_table(
+        self,
+        table: pa.Table | pa.RecordBatch,
+        features: FeatureSet,
+        *,
+        source: str = "input",
+        report: TransformReport | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`learn(features.transform(table))` in one kernel pass over the raw columns: labels [B], predictions [B].
+
+        The same weights and predictions as transform + learn; values mapped to row 0 are counted in `report`."""
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        if self._raw is None or self._raw.features is not features:
+            self._raw = RawPlan(features, self.coords, self.label)
+        y = self._raw.labels(table, source)
+        slots, cols = self._raw.inputs(table, source, report if report is not None else TransformReport())
+        return y, self.ftrl.learn_columns(slots, cols, y)
 
     def predict(self, batch: Batch) -> np.ndarray:
         """Click probabilities [B] with the current weights (no learning)."""
