@@ -44,14 +44,26 @@ def data_get(
 def data_synthetic(
     out: Path = typer.Option(..., "--out", help="Directory for users.parquet, items.parquet, behavior.parquet."),
     set_: list[str] = typer.Option([], "--set", help="World size, e.g. --set n_impressions=200000 (repeatable)."),
+    chunk_rows: int | None = typer.Option(
+        None,
+        "--chunk-rows",
+        min=1,
+        help="Write the log chunk by chunk (bounded memory, for 50M+ rows): rows per chunk.",
+    ),
 ) -> None:
     """Write the embedded synthetic world (data.synthetic options) as three Parquet tables."""
     from recforge.config.loader import validate_block
     from recforge.config.schema import SyntheticConfig
-    from recforge.data.readers import write_parquet
+    from recforge.data.readers import count_rows, write_parquet
     from recforge.data.synthetic import generate_synthetic
+    from recforge.data.synthetic_parquet import write_synthetic_parquet
 
-    raw = generate_synthetic(validate_block(SyntheticConfig, {}, overrides=set_))
+    cfg = validate_block(SyntheticConfig, {}, overrides=set_)
+    if chunk_rows is not None:
+        for name, path in write_synthetic_parquet(cfg, out, chunk_rows).items():
+            typer.echo(f"{name}: {count_rows(path) or 0:,} rows -> {path}")
+        return
+    raw = generate_synthetic(cfg)
     for name, table in (("users", raw.users), ("items", raw.items), ("behavior", raw.behavior)):
         if table is not None:
             write_parquet(table, str(out / f"{name}.parquet"))

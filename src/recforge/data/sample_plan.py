@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from recforge.config.schema import DataConfig, LabelRule, SplitConfig
+from recforge.data.plan_tally import Tally
 from recforge.data.sql_engine import SqlEngine, duckdb_accepts
 from recforge.errors import ConfigError, DataError
 
@@ -88,8 +90,10 @@ def _side_join(
     return ", ".join(select), f"LEFT JOIN (SELECT *, TRUE AS {hit} FROM {side.name}) {alias} ON {left} = {right}"
 
 
-def join(engine: SqlEngine, sides: Sequence[Side], origin: str, counts: dict[str, int]) -> dict[str, tuple[str, str]]:
-    """Create `joined` (behavior LEFT JOIN each side) and count unmatched rows.
+def join(
+    engine: SqlEngine, sides: Sequence[Side], origin: str, counts: dict[str, int], tally: Tally
+) -> dict[str, tuple[str, str]]:
+    """Create `joined` (behavior LEFT JOIN each side); its unmatched rows are counted by `tally`.
 
     Returns its columns, each with where it comes from: (relation, column there).
     """
@@ -107,15 +111,19 @@ def join(engine: SqlEngine, sides: Sequence[Side], origin: str, counts: dict[str
         joins.append(clause)
     engine.create("joined", f"SELECT {', '.join(selects)} FROM behavior b {' '.join(joins)}", keep=True)
     for side in sides:
-        _count_unmatched(engine, side, origin, counts)
+        _count_unmatched(engine, side, origin, counts, tally)
     return taken
 
 
-def _count_unmatched(engine: SqlEngine, side: Side, origin: str, counts: dict[str, int]) -> None:
+def _count_unmatched(engine: SqlEngine, side: Side, origin: str, counts: dict[str, int], tally: Tally) -> None:
     hit, key = f"__{side.name}_hit", engine.dialect.quote(side.key)
-    missing, example = engine.rows(
-        f"SELECT count(*) FILTER (WHERE NOT {hit}), min({key}) FILTER (WHERE NOT {hit}) FROM joined"
-    )[0]
+    tally.add(
+        [f"count(*) FILTER (WHERE NOT {hit})", f"min({key}) FILTER (WHERE NOT {hit})"],
+        lambda values: _record_unmatched(side, origin, counts, *values),
+    )
+
+
+def _record_unmatched(side: Side, origin: str, counts: dict[str, int], missing: int, example: Any) -> None:
     counts[f"{side.name}_unmatched"] = int(missing)
     if missing:
         log.warning(
@@ -150,17 +158,38 @@ def check_expression(engine: SqlEngine, expr: str, relation: str, yaml_path: str
 
 
 def apply_rule(
-    engine: SqlEngine, rule: LabelRule, label: str, columns: list[str], origin: str, counts: dict[str, int]
-) -> list[str]:
-    """Create `labelled`: drop rows where `rule.drop` holds (NULL: false), then label = positive (NULL: error)."""
+    engine: SqlEngine,
+    rule: LabelRule,
+    label: str,
+    columns: list[str],
+    origin: str,
+    counts: dict[str, int],
+    tally: Tally,
+) -> tuple[list[str], str]:
+    """Create `ruled`: drop rows where `rule.drop` holds (NULL: false), then label = positive (NULL: error).
+
+    Returns its columns and the SQL condition of the kept rows of `joined`; `tally` counts and checks them."""
     check_expression(engine, rule.positive, "joined", "data.label_rule.positive")
     keep = "TRUE"
     if rule.drop:
         check_expression(engine, rule.drop, "joined", "data.label_rule.drop")
         keep = f"NOT coalesce(({rule.drop}), FALSE)"
-    kept, null_row = engine.rows(
-        f"SELECT count(*), min({ROW}) FILTER (WHERE ({rule.positive}) IS NULL) FROM joined WHERE {keep}"
-    )[0]
+    tally.add(
+        [f"count(*) FILTER (WHERE {keep})", f"min({ROW}) FILTER (WHERE {keep} AND ({rule.positive}) IS NULL)"],
+        lambda values: _check_rule(rule, origin, counts, *values),
+    )
+    if label in columns:
+        log.info("%s: label_rule replaces the existing column %r", origin, label)
+    kept_columns = [c for c in columns if c != label]
+    select = select_list(engine, kept_columns)
+    engine.create(
+        "ruled",
+        f"SELECT {select}, CAST(({rule.positive}) AS BIGINT) AS {engine.dialect.quote(label)} FROM joined WHERE {keep}",
+    )
+    return [*kept_columns, label], keep
+
+
+def _check_rule(rule: LabelRule, origin: str, counts: dict[str, int], kept: int, null_row: int | None) -> None:
     counts["dropped"] = counts["raw"] - int(kept)
     counts["rows"] = int(kept)
     if counts["dropped"]:
@@ -181,19 +210,11 @@ def apply_rule(
             f"{origin}: `data.label_rule.positive: {rule.positive}` is NULL (no label) at behavior row "
             f"{null_row:,} (0-based)\n  fix: add `... IS NULL` to `data.label_rule.drop`, or fill the column"
         )
-    if label in columns:
-        log.info("%s: label_rule replaces the existing column %r", origin, label)
-    kept_columns = [c for c in columns if c != label]
-    select = select_list(engine, kept_columns)
-    engine.create(
-        "ruled",
-        f"SELECT {select}, CAST(({rule.positive}) AS BIGINT) AS {engine.dialect.quote(label)} FROM joined WHERE {keep}",
-    )
-    return [*kept_columns, label]
 
 
-def check_label(engine: SqlEngine, relation: str, label: str, origin: str) -> str:
-    """A 0/1 label column without a rule must exist and hold only 0/1; returns its SQL as BIGINT."""
+def check_label(engine: SqlEngine, relation: str, label: str, origin: str, tally: Tally, keep: str) -> str:
+    """A 0/1 label column without a rule must exist (in `relation`) and hold only 0/1 (checked by `tally` on the
+    rows of `joined` where `keep` holds); returns its SQL as BIGINT."""
     columns = engine.columns(f"SELECT * FROM {relation}")
     names = [c for c in columns if not c.startswith("__")]
     if label not in columns:
@@ -208,28 +229,41 @@ def check_label(engine: SqlEngine, relation: str, label: str, origin: str) -> st
             f"\n  fix: convert it, or derive it with `data.label_rule.positive`"
         )
     number = f"CAST({engine.dialect.quote(label)} AS DOUBLE)"
-    bad = f"{number} IS NULL OR {number} NOT IN (0, 1)"
-    n_bad, first, value = engine.rows(
-        f"SELECT count(*) FILTER (WHERE {bad}), min({ROW}) FILTER (WHERE {bad}), "
-        f"min_by({engine.dialect.quote(label)}, {ROW}) FILTER (WHERE {bad}) FROM {relation}"
-    )[0]
+    bad = f"{keep} AND ({number} IS NULL OR {number} NOT IN (0, 1))"
+    tally.add(
+        [
+            f"count(*) FILTER (WHERE {bad})",
+            f"min({ROW}) FILTER (WHERE {bad})",
+            f"min_by({engine.dialect.quote(label)}, {ROW}) FILTER (WHERE {bad})",
+        ],
+        lambda values: _check_label_values(label, origin, *values),
+    )
+    return f"CAST({engine.dialect.quote(label)} AS BIGINT)"
+
+
+def _check_label_values(label: str, origin: str, n_bad: int, first: int | None, value: Any) -> None:
     if n_bad:
         raise DataError(
             f"{origin}: label column {label!r} must hold only 0/1, but {n_bad:,} rows do not; first at "
             f"behavior row {first:,} (0-based): {value!r}"
             "\n  fix: clean the column, or derive the label with `data.label_rule`"
         )
-    return f"CAST({engine.dialect.quote(label)} AS BIGINT)"
 
 
-def check_target(engine: SqlEngine, relation: str, column: str, origin: str) -> None:
-    """A regression task's label: a numeric column without nulls."""
+def check_target(engine: SqlEngine, relation: str, column: str, origin: str, tally: Tally, keep: str) -> None:
+    """A regression task's label: a numeric column of `relation` without nulls (counted by `tally` on `joined`)."""
     columns = engine.columns(f"SELECT * FROM {relation}")
     if column not in columns:
         names = [c for c in columns if not c.startswith("__")]
         raise DataError(f"{origin}: no label column {column!r}; the data has {names}\n  fix: set the task's `label`")
     kind, type_name = columns[column]
-    nulls = engine.rows(f"SELECT count(*) FROM {relation} WHERE {engine.dialect.quote(column)} IS NULL")[0][0]
+    tally.add(
+        [f"count(*) FILTER (WHERE {keep} AND {engine.dialect.quote(column)} IS NULL)"],
+        lambda values: _check_target_values(column, kind, type_name, origin, values[0]),
+    )
+
+
+def _check_target_values(column: str, kind: str, type_name: str, origin: str, nulls: int) -> None:
     if kind not in ("integer", "float") or nulls:
         raise DataError(
             f"{origin}: regression label {column!r} must be numbers without nulls (type {type_name}, "
@@ -248,37 +282,47 @@ def label_rows(
 ) -> dict[str, tuple[str, str]]:
     """Join, apply the rule (or check the label columns) and count: the relation `labelled`.
 
-    Returns its columns as `join` does (a rule's label comes from ("rule", label)).
+    Every row check and count runs in one query over `joined` (`Tally`). Returns its columns as `join` does
+    (a rule's label comes from ("rule", label)).
     """
-    sources = join(engine, sides, origin, counts)
+    tally = Tally()
+    sources = join(engine, sides, origin, counts, tally)
     columns = list(sources)
+    keep = "TRUE"
+    labels_sql: dict[str, str] = {}  # each label's SQL over `joined` (the rule's, then the checked columns')
     if cfg.label_rule is not None:
-        columns = apply_rule(engine, cfg.label_rule, cfg.label, columns, origin, counts)
+        columns, keep = apply_rule(engine, cfg.label_rule, cfg.label, columns, origin, counts, tally)
         sources = {c: sources.get(c, ("rule", c)) for c in columns}
+        labels_sql[cfg.label] = f"CAST(({cfg.label_rule.positive}) AS BIGINT)"
     else:
         engine.create("ruled", f"SELECT {select_list(engine, columns)} FROM joined")
     casts = {
-        label: check_label(engine, "ruled", label, origin)
+        label: check_label(engine, "ruled", label, origin, tally, keep)
         for label in labels
         if cfg.label_rule is None or label != cfg.label  # a rule's label is 0/1 by construction
     }
     engine.create("labelled", f"SELECT {select_list(engine, columns, casts)} FROM ruled")
     for target in targets:
-        check_target(engine, "labelled", target, origin)
+        check_target(engine, "labelled", target, origin, tally, keep)
     if cfg.weight and cfg.weight not in columns:
         names = [c for c in columns if not c.startswith("__")]
         raise DataError(
             f"{origin}: no weight column {cfg.weight!r}; the samples have {names}"
             "\n  fix: set `data.weight` to one of them, or remove it"
         )
-    sums = "".join(f", sum({engine.dialect.quote(label)})" for label in labels)
-    total, *positives = engine.rows(f"SELECT count(*){sums} FROM labelled")[0]
+    labels_sql = {**casts, **labels_sql}
+    sums = [f"sum({labels_sql[label]}) FILTER (WHERE {keep})" for label in labels]
+    tally.add([f"count(*) FILTER (WHERE {keep})", *sums], lambda values: _record_rows(cfg, labels, counts, *values))
+    tally.run(engine, "joined")
+    return sources
+
+
+def _record_rows(cfg: DataConfig, labels: Sequence[str], counts: dict[str, int], total: int, *positives: Any) -> None:
     if cfg.label_rule is None:
         counts["dropped"] = 0
         counts["rows"] = int(total)
     for i, (label, positive) in enumerate(zip(labels, positives, strict=True)):
         counts["positive" if i == 0 else f"positive:{label}"] = int(positive or 0)
-    return sources
 
 
 def require_rows(split: str, cfg: SplitConfig, origin: str, counts: dict[str, int]) -> None:

@@ -5,6 +5,8 @@ pyspark is imported only here (and in `spark_session.py`), when `engine: spark` 
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -14,6 +16,8 @@ from recforge.data.sql_dialect import DIALECTS
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import DataType
+
+log = logging.getLogger(__name__)
 
 # Spark type names (DataType.typeName()) by the engine-neutral kind of `sql_dialect.arrow_kind`
 SPARK_KINDS = {
@@ -53,7 +57,10 @@ class SparkSql:
         return self.spark.sql(sql)
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self.spark.sql(sql).collect()]
+        start = time.perf_counter()
+        rows = [tuple(row) for row in self.spark.sql(sql).collect()]
+        log.debug("Spark action %.2f s: %s", time.perf_counter() - start, " ".join(sql.split())[:160])
+        return rows
 
     def create(self, name: str, sql: str, keep: bool = False) -> None:
         self.view(name, self.spark.sql(sql), keep)

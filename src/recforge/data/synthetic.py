@@ -62,6 +62,7 @@ SD_USER_BIAS, SD_INTEREST = 0.1, 0.04
 SD_AFFINITY = (0.5, 0.5, 0.2)  # gender x category, age band x category, band x gender x category
 LATENT_DIM = 4
 N_POSITIONS = 20
+POSITION_BIAS = -0.35 * np.log(np.arange(1, N_POSITIONS + 1))  # logit effect of each feed position
 RECENCY_CALIBRATION_STEPS = 6  # simulated passes that set the intercept of a world with recency
 INTEREST_FEED_SHARE = 0.3  # share of a user's feed showing the current interest (when interest_effect > 0)
 START_TS = 1_704_067_200  # 2024-01-01 00:00:00 UTC
@@ -139,53 +140,92 @@ def _timestamps(rng: np.random.Generator, n: int) -> np.ndarray:
     return START_TS + day * 86_400 + hour * 3_600 + rng.integers(0, 3_600, n)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _calibrate(logit: np.ndarray, target: float) -> float:
+def calibrate_intercept(logit: np.ndarray, target: float) -> float:
     """The intercept that makes the mean click probability equal `target` (a few Newton steps)."""
     base = float(np.log(target / (1 - target)))
     for _ in range(8):
-        p = _sigmoid(logit + base)
+        p = sigmoid(logit + base)
         base -= (p.mean() - target) / max((p * (1 - p)).mean(), 1e-9)
     return base
 
 
-def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
-    """Users, items and impressions (with `true_ctr`, `click`, `buy`, `fav`) for one seeded world."""
-    rng = np.random.default_rng(cfg.seed)
-    n_u, n_i, n_c, n = cfg.n_users, cfg.n_items, cfg.n_categories, cfg.n_impressions
-    users = _users(rng, n_u)
-    items = _items(rng, n_i, n_c)
-    cat_vec, affinity = _category_effects(rng, n_c)
-    position_bias = -0.35 * np.log(np.arange(1, N_POSITIONS + 1))
+@dataclass
+class World:
+    """The entities and effects one seed draws before any impression (users, items, category effects)."""
 
-    u = rng.choice(n_u, size=n, p=users.activity / users.activity.sum())
-    i = rng.choice(n_i, size=n, p=items.exposure / items.exposure.sum())
-    pos = rng.choice(N_POSITIONS, size=n, p=_position_weights())
-    ts = _timestamps(rng, n)
-    i, interest = _interest_phases(cfg, u, i, ts, items)
+    users: _Users
+    items: _Items
+    cat_vec: np.ndarray  # [C, LATENT_DIM]
+    affinity: np.ndarray  # [age band, gender, C]
+
+
+def draw_world(cfg: SyntheticConfig, rng: np.random.Generator) -> World:
+    """The first draws of `rng` (seeded with cfg.seed): the same for the in-memory and the chunked world."""
+    users = _users(rng, cfg.n_users)
+    items = _items(rng, cfg.n_items, cfg.n_categories)
+    cat_vec, affinity = _category_effects(rng, cfg.n_categories)
+    return World(users, items, cat_vec, affinity)
+
+
+def impression_logit(
+    cfg: SyntheticConfig, world: World, u: np.ndarray, i: np.ndarray, pos: np.ndarray, interest: np.ndarray | float
+) -> np.ndarray:
+    """The true click logit of impressions (user u, item i, position pos) before the intercept."""
+    users, items = world.users, world.items
     c, band = items.category[i], users.band[u]
     logit = (
         items.quality[i]
         + users.bias[u]
         + CITY_TIER_EFFECT[users.tier[u]]
-        + affinity[band, users.gender[u], c]
-        + np.einsum("nk,nk->n", users.interest[u], cat_vec[c])
+        + world.affinity[band, users.gender[u], c]
+        + np.einsum("nk,nk->n", users.interest[u], world.cat_vec[c])
         + PRICE_SENSITIVITY[band] * items.price_z[i]
-        + position_bias[pos]
+        + POSITION_BIAS[pos]
         + interest
     )
     if cfg.cross_strength > 0:
-        logit = logit + planted_cross(cfg.seed, n_c, cfg.cross_strength)[c, users.tier[u]]
+        logit = logit + planted_cross(cfg.seed, cfg.n_categories, cfg.cross_strength)[c, users.tier[u]]
     if cfg.user_taste > 0:
-        logit = logit + user_taste(cfg.seed, n_u, n_c, cfg.user_taste)[u, c]
-    ctr, click = _clicks(cfg, logit, rng.random(n), u, c, ts)
+        logit = logit + user_taste(cfg.seed, cfg.n_users, cfg.n_categories, cfg.user_taste)[u, c]
+    return logit
+
+
+def draw_engagement(
+    rng: np.random.Generator, world: World, u: np.ndarray, i: np.ndarray, click: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(buy, fav) of impressions, drawn only for clicks: the draws after the clicks'."""
+    users, items = world.users, world.items
     mean_log_price = np.log(items.price).mean()
-    p_buy = _sigmoid(-1.2 - 0.6 * (np.log(items.price[i]) - mean_log_price) + users.buy_bias[u])
-    buy = click & (rng.random(n) < p_buy)
-    fav = click & (rng.random(n) < _sigmoid(-1.8 + affinity[band, users.gender[u], c]))
+    p_buy = sigmoid(-1.2 - 0.6 * (np.log(items.price[i]) - mean_log_price) + users.buy_bias[u])
+    buy = click & (rng.random(len(u)) < p_buy)
+    p_fav = sigmoid(-1.8 + world.affinity[users.band[u], users.gender[u], items.category[i]])
+    return buy, click & (rng.random(len(u)) < p_fav)
+
+
+def draw_placement(rng: np.random.Generator, world: World, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user, item, position) of `n` impressions: users by activity, items by exposure, positions by rank."""
+    u = rng.choice(len(world.users.age), size=n, p=world.users.activity / world.users.activity.sum())
+    i = rng.choice(len(world.items.price), size=n, p=world.items.exposure / world.items.exposure.sum())
+    return u, i, rng.choice(N_POSITIONS, size=n, p=position_weights())
+
+
+def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
+    """Users, items and impressions (with `true_ctr`, `click`, `buy`, `fav`) for one seeded world."""
+    rng = np.random.default_rng(cfg.seed)
+    n = cfg.n_impressions
+    world = draw_world(cfg, rng)
+    users, items = world.users, world.items
+    u, i, pos = draw_placement(rng, world, n)
+    ts = _timestamps(rng, n)
+    i, interest = _interest_phases(cfg, u, i, ts, items)
+    c = items.category[i]
+    logit = impression_logit(cfg, world, u, i, pos, interest)
+    ctr, click = _clicks(cfg, logit, rng.random(n), u, c, ts)
+    buy, fav = draw_engagement(rng, world, u, i, click)
 
     order = np.argsort(ts, kind="stable")
     columns = {
@@ -199,7 +239,9 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
         "fav": fav[order].astype(np.int64),
     }
     if cfg.purchase:
-        cvr = _conversion(np.random.default_rng([cfg.seed, 1]), items, affinity[band, users.gender[u], c], band, i)
+        band = users.band[u]
+        affinity = world.affinity[band, users.gender[u], c]
+        cvr = _conversion(np.random.default_rng([cfg.seed, 1]), items, affinity, band, i)
         purchase = click & (np.random.default_rng([cfg.seed, 2]).random(n) < cvr)
         columns["true_ctcvr"] = (ctr * cvr)[order]
         columns["purchase"] = purchase[order].astype(np.int64)
@@ -207,8 +249,8 @@ def generate_synthetic(cfg: SyntheticConfig) -> RawTables:
     impressions = pa.table(columns)
     for k, values in enumerate(noise_columns(cfg.seed, cfg.noise_columns, n), start=1):
         impressions = impressions.append_column(f"noise_{k}", pa.array(values[order]))
-    user_table, item_table = _entity_tables(users, items)
-    log.info("synthetic world: %d users, %d items, %d impressions, ctr %.4f", n_u, n_i, n, click.mean())
+    user_table, item_table = entity_tables(users, items)
+    log.info("synthetic world: %d users, %d items, %d impressions, ctr %.4f", cfg.n_users, cfg.n_items, n, click.mean())
     return RawTables(behavior=impressions, users=user_table, items=item_table, origin=f"synthetic(seed={cfg.seed})")
 
 
@@ -217,17 +259,17 @@ def _clicks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(true click probability, clicks) at mean TARGET_CTR. With `recency_effect` clicks are drawn in time
     order and raise later ones, so the intercept is found by simulating: damped Newton steps on the drawn world."""
-    base = _calibrate(logit, TARGET_CTR)
+    base = calibrate_intercept(logit, TARGET_CTR)
     if cfg.recency_effect == 0:
-        ctr = _sigmoid(logit + base)
+        ctr = sigmoid(logit + base)
         return ctr, draws < ctr
     effect, window = cfg.recency_effect, cfg.recency_window
     for _ in range(RECENCY_CALIBRATION_STEPS):
         term, _ = recency_clicks(u, c, ts, logit + base, draws, effect, window)
-        p = _sigmoid(logit + base + term)
+        p = sigmoid(logit + base + term)
         base -= 0.5 * (p.mean() - TARGET_CTR) / max((p * (1 - p)).mean(), 1e-9)
     term, click = recency_clicks(u, c, ts, logit + base, draws, effect, window)
-    return _sigmoid(logit + base + term), click
+    return sigmoid(logit + base + term), click
 
 
 def _category_effects(rng: np.random.Generator, n_c: int) -> tuple[np.ndarray, np.ndarray]:
@@ -241,7 +283,7 @@ def _category_effects(rng: np.random.Generator, n_c: int) -> tuple[np.ndarray, n
     return cat_vec, affinity
 
 
-def _entity_tables(users: _Users, items: _Items) -> tuple[pa.Table, pa.Table]:
+def entity_tables(users: _Users, items: _Items) -> tuple[pa.Table, pa.Table]:
     """The user and item tables (ids from 1) of the world's users and items."""
     user_table = pa.table(
         {
@@ -292,7 +334,7 @@ def _conversion(
     """True conversion probability of each impression, were it clicked (mean TARGET_CVR over impressions)."""
     brand_cvr = rng.normal(0.0, SD_BRAND_CVR, int(items.brand.max()) + 1)
     logit = CVR_SHARED * affinity + brand_cvr[items.brand[i]] + CVR_PRICE[band] * items.price_z[i]
-    return _sigmoid(logit + _calibrate(logit, TARGET_CVR))
+    return sigmoid(logit + calibrate_intercept(logit, TARGET_CVR))
 
 
 def planted_cross(seed: int, n_categories: int, strength: float) -> np.ndarray:
@@ -321,7 +363,8 @@ def noise_columns(seed: int, count: int, n: int) -> list[np.ndarray]:
     return [rng.integers(1, 101, n) for _ in range(count)]
 
 
-def _position_weights() -> np.ndarray:
+def position_weights() -> np.ndarray:
+    """Share of impressions at each feed position (rank 1 first)."""
     w = 0.88 ** np.arange(N_POSITIONS)
     return w / w.sum()
 

@@ -1,10 +1,12 @@
-"""FeatureSet.fit on a Spark DataFrame: each kind's statistics as distributed aggregations, its state built by the
-same code as the local fit.
+"""FeatureSet.fit on a Spark DataFrame: every kind's statistics from one shared pass over the rows
+(`spark_pass.py`), its state built by the same code as the local fit.
 
-Values are read from Spark's Arrow batches by the features' own code (`mapInArrow`: an id's column, a tag's
-tokens, a number's float values), so parsing, splitting and missing-value rules cannot drift from the local
-fit; Spark only counts, sums and sorts. `SPARK_FITS` maps a kind to its Spark fit; a kind whose state does not
-depend on the data (a cross, hash buckets, raw keys) runs its local fit on the empty table of the input schema.
+Values are read from Spark's Arrow batches by the features' own code (an id's column, a tag's tokens, a
+number's float values), so parsing, splitting and missing-value rules cannot drift from the local fit; Spark
+only counts, sums and sorts. `SPARK_FITS` maps a kind to its Spark fit, which returns either a `PassPlan` (its
+share of the one pass: which values, counted and / or summed, and how its state follows from them) or a
+finisher run after the pass: a kind whose state does not depend on the data (a cross, hash buckets, raw keys)
+runs its local fit on the empty table of the input schema; a sequence with `attrs` runs its own job.
 
 What equals the local fit: vocabularies (values, counts, order, ties by value), bucket boundaries (the exact
 quantiles of every finite value: the local fit's too while it holds at most `numeric.SAMPLE_SIZE` values;
@@ -25,8 +27,9 @@ from recforge.errors import DataError
 from recforge.features.arrow_ops import column
 from recforge.features.base import Feature, FeatureState
 from recforge.features.categorical import top_values, vocab_state
-from recforge.features.numeric import Moments, NumberFeature, numeric_state
+from recforge.features.numeric import NumberFeature, numeric_state
 from recforge.features.sequence import SequenceFeature, attr_state
+from recforge.features.spark_pass import PassPlan, PassStats, run_pass
 from recforge.ids import first_rows
 from recforge.registry import Registry
 
@@ -41,24 +44,26 @@ EXACT_QUANTILE_LIMIT = 5_000_000  # distinct values collected to the driver for 
 QUANTILE_ACCURACY = 100_000  # percentile_approx accuracy: each boundary's rank within count / accuracy of exact
 ORDER = "__recforge_order"
 
-SparkFit = Callable[[Feature[Any], "DataFrame", dict[str, Feature[Any]]], FeatureState]
+Finish = Callable[[], FeatureState]
+SparkFit = Callable[[Feature[Any], "DataFrame", dict[str, Feature[Any]]], "PassPlan | Finish"]
 SPARK_FITS: Registry[SparkFit] = Registry("Spark feature fit")
 
 
 def spark_fit(features: FeatureSet, frame: DataFrame) -> FeatureSet:
     """Fit every feature of `features` on the training rows in `frame`; sets and returns `features`."""
-    frame = frame.select(*require_columns(frame, features.input_columns())).persist()
-    try:
-        if frame.limit(1).count() == 0:
-            raise DataError("the training data has no rows to fit features on; check data.train and the filters")
-        states = {}
-        for name, feature in features.features.items():
-            fit = SPARK_FITS.get(feature.kind, yaml_path=f"features ({name}).kind")
-            states[name] = fit(feature, frame, features.features)
-    finally:
-        frame.unpersist()
-    features.states = states
-    log.info("fitted %d features on Spark", len(states))
+    frame = frame.select(*require_columns(frame, features.input_columns()))
+    fits: dict[str, PassPlan | Finish] = {}
+    for name, feature in features.features.items():
+        fit = SPARK_FITS.get(feature.kind, yaml_path=f"features ({name}).kind")
+        fits[name] = fit(feature, frame, features.features)
+    plans = {name: fit for name, fit in fits.items() if isinstance(fit, PassPlan)}
+    stats, rows = run_pass(frame, empty_table(frame), plans)
+    if rows == 0:
+        raise DataError("the training data has no rows to fit features on; check data.train and the filters")
+    features.states = {
+        name: fit.state(stats[name]) if isinstance(fit, PassPlan) else fit() for name, fit in fits.items()
+    }
+    log.info("fitted %d features on Spark (%d in one pass over %s rows)", len(fits), len(plans), f"{rows:,}")
     return features
 
 
@@ -90,33 +95,31 @@ def empty_table(frame: DataFrame) -> pa.Table:
     return frame.limit(0).toArrow()
 
 
-def schema_only_fit(feature: Feature[Any], frame: DataFrame, features: dict[str, Feature[Any]]) -> FeatureState:
+def schema_only_fit(feature: Feature[Any], frame: DataFrame, features: dict[str, Feature[Any]]) -> Finish:
     """The local fit on no rows: for state that depends on the config and the column types only."""
-    feature.fit_begin()
-    feature.fit_update(empty_table(frame), features)
-    return feature.fit_end()
 
+    def finish() -> FeatureState:
+        feature.fit_begin()
+        feature.fit_update(empty_table(frame), features)
+        return feature.fit_end()
 
-def spark_vocab(values: DataFrame, min_count: int, max_size: int | None) -> tuple[pa.Array, pa.Array]:
-    """Column `v`'s value counts by Spark; those >= min_count come to the driver (the vocabulary is saved there
-    anyway) and are ordered by the local fit's own `top_values`."""
-    from pyspark.sql import functions as F
-
-    counts = values.where(F.col("v").isNotNull()).groupBy("v").agg(F.count(F.lit(1)).alias("n"))
-    table = counts.where(F.col("n") >= min_count).toArrow()
-    return top_values(table.set_column(1, "n", table["n"].cast(pa.int64())), min_count, max_size)
+    return finish
 
 
 def vocab_fit(tokens: Callable[[Feature[Any], pa.Table], pa.Array], max_size: Callable[[Any], int | None]) -> SparkFit:
-    """A vocabulary kind's Spark fit: count `tokens` of every row; hashed or raw-key configs need no data."""
+    """A vocabulary kind's Spark fit: the counts of `tokens` of every row; hashed or raw-key configs need no data."""
 
-    def fit(feature: Feature[Any], frame: DataFrame, features: dict[str, Feature[Any]]) -> FeatureState:
+    def fit(feature: Feature[Any], frame: DataFrame, features: dict[str, Feature[Any]]) -> PassPlan | Finish:
         config = feature.config
         if config.hash_buckets is not None or getattr(feature, "raw_keys", False):
             return schema_only_fit(feature, frame, features)
-        values = emitted(frame, feature.columns(), lambda table: pa.table({"v": tokens(feature, table)}))
-        vocab, counts = spark_vocab(values, config.min_count, max_size(config))
-        return vocab_state(feature.name, vocab, counts, config.min_count)
+
+        def state(stats: PassStats) -> FeatureState:
+            assert stats.counts is not None
+            vocab, counts = top_values(stats.counts, config.min_count, max_size(config))
+            return vocab_state(feature.name, vocab, counts, config.min_count)
+
+        return PassPlan(values=lambda table: tokens(feature, table), state=state, min_count=config.min_count)
 
     return fit
 
@@ -126,34 +129,41 @@ SPARK_FITS.register("tag")(vocab_fit(lambda f, t: f.tokens(t)[0], lambda c: None
 SPARK_FITS.register("cross")(schema_only_fit)
 
 
-def finite_values(feature: NumberFeature, table: pa.Table) -> pa.Table:
+def finite_values(feature: NumberFeature, table: pa.Table) -> pa.Array:
     """The feature's finite float values of `table` (its own `raw_values`: null, NaN and inf dropped)."""
     values = feature.raw_values(table)
-    return pa.table({"v": pa.array(values[~np.isnan(values)], pa.float64())})
+    return pa.array(values[~np.isnan(values)], pa.float64())
 
 
 @SPARK_FITS.register("numeric")
 @SPARK_FITS.register("lookup")
-def number_fit(feature: Feature[Any], frame: DataFrame, features: dict[str, Feature[Any]]) -> FeatureState:
-    """Moments by one aggregation, quantile boundaries (when fitted) from the value histogram."""
-    from pyspark.sql import functions as F
-
+def number_fit(feature: Feature[Any], frame: DataFrame, features: dict[str, Feature[Any]]) -> PassPlan:
+    """Moments from the pass; fitted quantile boundaries from its value histogram (percentile_approx over the
+    values when they have more than EXACT_QUANTILE_LIMIT distinct ones)."""
     assert isinstance(feature, NumberFeature)
-    values = emitted(frame, feature.columns(), lambda table: finite_values(feature, table)).persist()
-    try:
-        row = values.agg(F.count("v"), F.sum("v"), F.sum(F.col("v") * F.col("v")), F.min("v"), F.max("v")).collect()[0]
-        count = int(row[0])
-        moments = Moments(count, float(row[1] or 0.0), float(row[2] or 0.0), _or(row[3], np.inf), _or(row[4], -np.inf))
-        c = feature.config
-        return numeric_state(
-            feature.name, moments, c.transform, c.boundaries, c.n_buckets, lambda q: spark_quantiles(values, q, count)
-        )
-    finally:
-        values.unpersist()
+    c = feature.config
 
+    def state(stats: PassStats) -> FeatureState:
+        assert stats.moments is not None
+        moments = stats.moments
 
-def _or(value: Any, default: float) -> float:
-    return default if value is None else float(value)
+        def quantiles(q: np.ndarray) -> np.ndarray:
+            if stats.counts is None:
+                values = emitted(frame, feature.columns(), lambda table: pa.table({"v": finite_values(feature, table)}))
+                return spark_quantiles(values, q, moments.count, exact_limit=0)
+            histogram = stats.counts.sort_by("v")
+            return histogram_quantiles(histogram["v"].to_numpy(), histogram["n"].to_numpy().astype(np.int64), q)
+
+        return numeric_state(feature.name, moments, c.transform, c.boundaries, c.n_buckets, quantiles)
+
+    fitted_cuts = c.transform == "bucket" and c.boundaries is None
+    return PassPlan(
+        values=lambda table: finite_values(feature, table),
+        state=state,
+        counts=fitted_cuts,
+        moments=True,
+        max_distinct=EXACT_QUANTILE_LIMIT,
+    )
 
 
 def spark_quantiles(
@@ -194,13 +204,18 @@ def histogram_quantiles(distinct: np.ndarray, counts: np.ndarray, q: np.ndarray)
 
 
 @SPARK_FITS.register("sequence")
-def sequence_fit(feature: Feature[Any], frame: DataFrame, features: dict[str, Feature[Any]]) -> FeatureState:
-    """Without `attrs` nothing to fit; with them, each `of` value's first row in DataFrame order."""
-    from pyspark.sql import functions as F
-
+def sequence_fit(feature: Feature[Any], frame: DataFrame, features: dict[str, Feature[Any]]) -> Finish:
+    """Without `attrs` nothing to fit; with them, each `of` value's first row in DataFrame order (its own job)."""
     assert isinstance(feature, SequenceFeature)
     if not feature.config.attrs:
         return schema_only_fit(feature, frame, features)
+    return lambda: first_attr_rows(feature, frame, features)
+
+
+def first_attr_rows(feature: SequenceFeature, frame: DataFrame, features: dict[str, Feature[Any]]) -> FeatureState:
+    """The attribute map of a sequence: for each `of` value, its attributes on its first row in DataFrame order."""
+    from pyspark.sql import functions as F
+
     names = feature.attr_inputs(features)
     ordered = frame.withColumn(ORDER, F.monotonically_increasing_id())
     firsts = emitted(ordered, [*names, ORDER], lambda table: first_rows(table, names[0]))
