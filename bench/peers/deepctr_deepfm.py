@@ -36,14 +36,15 @@ def encode(parts: dict[str, pd.DataFrame]) -> tuple[dict[str, dict[str, np.ndarr
     Token fields map to 0..n-1; genre tokens map to 1..G with 0 as padding.
     """
     everything = pd.concat(parts.values(), ignore_index=True)
-    vocab = {f: {v: i for i, v in enumerate(sorted(everything[f].unique()))} for f in pc.TOKEN_FEATURES}
+    tokens = pc.token_features(everything)
+    vocab = {f: {v: i for i, v in enumerate(sorted(everything[f].unique()))} for f in tokens}
     genre_lists = {n: p[pc.SEQ_FEATURE].str.split() for n, p in parts.items()}
     genres = sorted({g for lists in genre_lists.values() for row in lists for g in row})
     genre_index = {g: i + 1 for i, g in enumerate(genres)}
     maxlen = max(len(row) for lists in genre_lists.values() for row in lists)
     inputs: dict[str, dict[str, np.ndarray]] = {}
     for name, frame in parts.items():
-        x = {f: frame[f].map(vocab[f]).to_numpy(dtype=np.int64) for f in pc.TOKEN_FEATURES}
+        x = {f: frame[f].map(vocab[f]).to_numpy(dtype=np.int64) for f in tokens}
         padded = np.zeros((len(frame), maxlen), dtype=np.int64)
         for row, tokens in enumerate(genre_lists[name]):
             padded[row, : len(tokens)] = [genre_index[g] for g in tokens]
@@ -58,7 +59,9 @@ def feature_columns(sizes: dict[str, int], maxlen: int, dim: int) -> list[Any]:
     """DeepCTR feature columns for the token fields and the mean-pooled genre list."""
     from deepctr_torch.inputs import SparseFeat, VarLenSparseFeat
 
-    columns: list[Any] = [SparseFeat(f, vocabulary_size=sizes[f], embedding_dim=dim) for f in pc.TOKEN_FEATURES]
+    columns: list[Any] = [
+        SparseFeat(f, vocabulary_size=sizes[f], embedding_dim=dim) for f in sizes if f != pc.SEQ_FEATURE
+    ]
     genre = SparseFeat(pc.SEQ_FEATURE, vocabulary_size=sizes[pc.SEQ_FEATURE], embedding_dim=dim)
     columns.append(VarLenSparseFeat(genre, maxlen=maxlen, combiner="mean"))
     return columns

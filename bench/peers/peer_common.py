@@ -25,6 +25,8 @@ from sklearn.metrics import log_loss, roc_auc_score
 SPLIT_NAMES = ("train", "valid", "test")
 SPLIT_COLUMNS = ("user_id", "item_id", "age", "gender", "occupation", "release_year", "genre", "label")
 TOKEN_FEATURES = ("user_id", "item_id", "age", "gender", "occupation", "release_year")
+# Side features a data set may lack (ml-latest-small has no user features): a split holds a subset.
+OPTIONAL_COLUMNS = ("age", "gender", "occupation", "release_year")
 SEQ_FEATURE = "genre"
 LABEL = "label"
 
@@ -51,20 +53,29 @@ def parse_args(description: str, extra: list[tuple[str, type, Any, str]] | None 
 
 
 def load_split(split_dir: Path) -> dict[str, pd.DataFrame]:
-    """Read the three split files and check they follow the split contract."""
+    """Read the three split files and check they follow the split contract (optional side columns may be absent,
+    but all three files hold the same ones)."""
     parts: dict[str, pd.DataFrame] = {}
     for name in SPLIT_NAMES:
         frame = pd.read_parquet(split_dir / f"{name}.parquet")
-        missing = set(SPLIT_COLUMNS) - set(frame.columns)
+        missing = set(SPLIT_COLUMNS) - set(OPTIONAL_COLUMNS) - set(frame.columns)
         if missing:
             raise ValueError(f"{name}.parquet lacks columns {sorted(missing)}")
-        frame = frame[list(SPLIT_COLUMNS)].copy()
-        for col in SPLIT_COLUMNS:
+        columns = [c for c in SPLIT_COLUMNS if c in frame.columns]
+        if parts and columns != list(next(iter(parts.values())).columns):
+            raise ValueError(f"{name}.parquet has columns {columns}, unlike {SPLIT_NAMES[0]}.parquet")
+        frame = frame[columns].copy()
+        for col in columns:
             if col != LABEL:
                 frame[col] = frame[col].astype(str)
         frame[LABEL] = frame[LABEL].astype("int64")
         parts[name] = frame
     return parts
+
+
+def token_features(frame: pd.DataFrame) -> list[str]:
+    """The single-token feature columns this split holds, in contract order."""
+    return [f for f in TOKEN_FEATURES if f in frame.columns]
 
 
 def binary_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:

@@ -5,7 +5,8 @@ Run with ``bench/.venv-recbole/bin/python`` (see ``setup.sh``)::
     recbole_deepfm.py SPLIT_DIR --epochs 10 --batch-size 2048 --dim 16 --mlp 128,128,128 \
         --dropout 0.2 --lr 0.001 --threads 2 --out result.json
 
-The split (``make_ml100k_split.py`` contract) is written out as RecBole atomic files, with the
+The split (``make_ml100k_split.py`` contract; a data set without user features, such as ml-latest-small,
+leaves age/gender/occupation out) is written out as RecBole atomic files, with the
 three interaction files loaded through ``benchmark_filename`` so RecBole keeps the given split
 instead of re-splitting. Features: user_id, item_id, age, gender, occupation, release_year
 (token) and genre (token_seq, mean-pooled by RecBole); the label is a 0/1 ``label:float`` column,
@@ -60,6 +61,17 @@ def write_atomic(frame: pd.DataFrame, fields: list[str], path: Path) -> None:
     path.write_text(header + "\n" + body)
 
 
+def present(fields: list[str], frame: pd.DataFrame) -> list[str]:
+    """The `fields` this split has (ml-latest-small has no user features)."""
+    return [f for f in fields if f in frame.columns]
+
+
+def side_tables(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """RecBole side files (suffix -> fields, key first) that carry a feature beyond their key."""
+    tables = {"user": present(USER_FIELDS, frame), "item": present(ITEM_FIELDS, frame)}
+    return {suffix: fields for suffix, fields in tables.items() if len(fields) > 1}
+
+
 def write_dataset(parts: dict[str, pd.DataFrame], root: Path) -> Path:
     """Write the split as ``root/DATASET/DATASET.{train,valid,test}.inter`` plus ``.user``/``.item``."""
     folder = root / DATASET
@@ -67,7 +79,8 @@ def write_dataset(parts: dict[str, pd.DataFrame], root: Path) -> Path:
     for name, frame in parts.items():
         write_atomic(frame, INTER_FIELDS, folder / f"{DATASET}.{name}.inter")
     everything = pd.concat(parts.values(), ignore_index=True)
-    for suffix, fields, key in (("user", USER_FIELDS, "user_id"), ("item", ITEM_FIELDS, "item_id")):
+    for suffix, fields in side_tables(everything).items():
+        key = fields[0]
         table = everything[fields].drop_duplicates()
         if table[key].duplicated().any():
             raise ValueError(f"{key} has conflicting side features across rows")
@@ -75,12 +88,12 @@ def write_dataset(parts: dict[str, pd.DataFrame], root: Path) -> Path:
     return root
 
 
-def recbole_config(args: Any, data_root: Path) -> dict[str, Any]:
+def recbole_config(args: Any, data_root: Path, columns: pd.DataFrame) -> dict[str, Any]:
     """RecBole config dict: pre-split benchmark files, labeled (pointwise) evaluation, CPU."""
     return {
         "data_path": str(data_root),
         "benchmark_filename": list(pc.SPLIT_NAMES),
-        "load_col": {"inter": INTER_FIELDS, "user": USER_FIELDS, "item": ITEM_FIELDS},
+        "load_col": {"inter": INTER_FIELDS, **side_tables(columns)},
         "LABEL_FIELD": "label",
         "threshold": None,
         "RATING_FIELD": "rating",
@@ -94,6 +107,7 @@ def recbole_config(args: Any, data_root: Path) -> dict[str, Any]:
         "mlp_hidden_size": args.mlp,
         "dropout_prob": args.dropout,
         "learning_rate": args.lr,
+        "weight_decay": args.weight_decay,
         "train_batch_size": args.batch_size,
         "eval_batch_size": args.eval_batch_size,
         "epochs": args.epochs,
@@ -125,7 +139,20 @@ def main() -> None:
     wall_start = time.perf_counter()
     args = pc.parse_args(
         __doc__.splitlines()[0],
-        [("--stopping-step", int, 0, "stop after this many epochs without a better valid AUC (RecBole's 10; 0: off)")],
+        [
+            (
+                "--stopping-step",
+                int,
+                0,
+                "stop after this many epochs without a better valid AUC (RecBole's 10; 0: off)",
+            ),
+            (
+                "--weight-decay",
+                float,
+                0.0,
+                "Adam weight decay on every parameter (RecBole's `weight_decay`, default 0)",
+            ),
+        ],
     )
     out, split_dir = args.out.resolve(), args.split_dir.resolve()
     parts = pc.load_split(split_dir)
@@ -142,7 +169,9 @@ def main() -> None:
         data_root = write_dataset(parts, Path(tmp))
         argv, sys.argv = sys.argv, sys.argv[:1]  # Config also parses --key=value from sys.argv
         try:
-            config = Config(model="DeepFM", dataset=DATASET, config_dict=recbole_config(args, data_root))
+            config = Config(
+                model="DeepFM", dataset=DATASET, config_dict=recbole_config(args, data_root, parts["train"])
+            )
         finally:
             sys.argv = argv
         init_seed(config["seed"], config["reproducibility"])
@@ -191,7 +220,8 @@ def main() -> None:
         "threads": args.threads,
         "seed": args.seed,
         "optimizer": "adam",
-        "weight_decay": 0.0,
+        "weight_decay": args.weight_decay,
+        "stopping_step": args.stopping_step,
         "split_dir": str(split_dir),
         "split_rows": {n: len(p) for n, p in parts.items()},
         "recbole_fields": fields,
