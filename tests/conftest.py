@@ -25,9 +25,10 @@ def ml100k_dir() -> Path:
     return path
 
 
-# The Spark masters the engine-equality tests run on. The standalone cluster (tests/spark_cluster.py's
-# `spark_standalone_master` fixture) joins as a second entry; one Spark context per process, so the
-# fixture stops a session on another master before starting its own.
+# The Spark masters the engine-equality tests run on. One Spark context per process, so the fixture stops a
+# session on another master before starting its own (a `*_master` fixture name may be listed). The standalone
+# cluster is not listed: it runs samples, feature fit and transform of every case in one subprocess application
+# (tests/data/test_spark_samples.py, `cluster_run`), since each entry here is another application for every test.
 SPARK_MASTERS = ["local[2]"]
 
 

@@ -64,6 +64,19 @@ def small_synthetic(**train: Any) -> dict[str, Any]:
     }
 
 
+def spark_fit_features() -> list[dict[str, Any]]:
+    """Features of the synthetic world beyond small_synthetic's vocabularies and quantiles, for the Spark-fit
+    tests: every numeric transform, hashed ids, a vocabulary cut by min_count and max_vocab, and a cross."""
+    return [
+        {"name": "price_std", "kind": "numeric", "column": "price", "side": "item", "transform": "standard"},
+        {"name": "price_minmax", "kind": "numeric", "column": "price", "side": "item", "transform": "minmax"},
+        {"name": "price_log", "kind": "numeric", "column": "price", "side": "item", "transform": "log"},
+        {"name": "user_hashed", "kind": "id", "column": "user_id", "side": "user", "hash_buckets": 97},
+        {"name": "item_rare", "kind": "id", "column": "item_id", "side": "item", "min_count": 150, "max_vocab": 40},
+        {"name": "category_x_position", "kind": "cross", "inputs": ["category_id", "position"], "buckets": 211},
+    ]
+
+
 def small_multitask(model: dict[str, Any], **train: Any) -> dict[str, Any]:
     """The small synthetic world with its `purchase` objective: tasks ctr (click) and ctcvr (purchase)."""
     cfg = small_synthetic(**train)

@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from test_spark_samples import FAST_LOCAL_SPARK, assert_same_samples, run_job
+from spark_equality import assert_same_samples
+from test_spark_samples import FAST_LOCAL_SPARK, run_job
 
 from recforge.config import load_config
 from recforge.config.schema import SyntheticConfig

@@ -1,11 +1,11 @@
 """FeatureSet fit and transform on Spark equal the local ones: same saved state, same model inputs row for row.
 
-Runs on every master of conftest.SPARK_MASTERS (local[2]; the standalone cluster joins there).
+Runs on every master of conftest.SPARK_MASTERS (local[2]). On the standalone cluster the same comparisons run
+in tests/data/test_spark_samples.py, inside the one cluster application that also builds the samples.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from spark_equality import assert_same_state, assert_same_transform
 
 from recforge.config.loader import build_config, load_config
 from recforge.config.schema import PipelineConfig
@@ -26,22 +27,13 @@ from recforge.features.spark_fit import histogram_quantiles, spark_fit, spark_qu
 from recforge.features.spark_transform import spark_transform
 from recforge.train.loader import BatchLoader
 
-from support import REPO, small_synthetic
-
-FLOAT_PARAMS = {"mean", "std"}  # sums in another order: equal within 1e-12 relative
+from support import REPO, small_synthetic, spark_fit_features
 
 
 def synthetic_config() -> PipelineConfig:
     """The small synthetic world with every numeric transform, a cross and hashed ids besides its vocabularies."""
     tree = small_synthetic()
-    tree["features"] += [
-        {"name": "price_std", "kind": "numeric", "column": "price", "side": "item", "transform": "standard"},
-        {"name": "price_minmax", "kind": "numeric", "column": "price", "side": "item", "transform": "minmax"},
-        {"name": "price_log", "kind": "numeric", "column": "price", "side": "item", "transform": "log"},
-        {"name": "user_hashed", "kind": "id", "column": "user_id", "side": "user", "hash_buckets": 97},
-        {"name": "item_rare", "kind": "id", "column": "item_id", "side": "item", "min_count": 150, "max_vocab": 40},
-        {"name": "category_x_position", "kind": "cross", "inputs": ["category_id", "position"], "buckets": 211},
-    ]
+    tree["features"] += spark_fit_features()
     return build_config(tree)
 
 
@@ -63,45 +55,11 @@ def fitted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     return local, samples.train
 
 
-def assert_same_state(spark: FeatureSet, local: FeatureSet, tmp: Path) -> None:
-    """Saved states equal: every Arrow array bit for bit (type included), every param (mean/std within 1e-12)."""
-    spark.save(tmp / "spark")
-    local.save(tmp / "local")
-    spark_doc = json.loads((tmp / "spark" / "features.json").read_text())
-    local_doc = json.loads((tmp / "local" / "features.json").read_text())
-    assert spark_doc["arrays"] == local_doc["arrays"]
-    for name, params in local_doc["states"].items():
-        other = spark_doc["states"][name]
-        assert sorted(other) == sorted(params), name
-        for key, value in params.items():
-            if key in FLOAT_PARAMS:
-                assert other[key] == pytest.approx(value, rel=1e-12), (name, key)
-            else:
-                assert other[key] == value, (name, key)
-    for name, state in local.states.items():
-        for key, array in state.arrays.items():
-            assert spark.states[name].arrays[key].equals(array), (name, key, array.type)
-
-
 def test_spark_fit_equals_local_fit(spark: Any, fitted: tuple[FeatureSet, str], tmp_path: Path) -> None:
     local, train = fitted
     fs = FeatureSet(local.configs, default_dim=local.default_dim, labels=local.labels, weight=local.weight)
     spark_fit(fs, spark.read.parquet(train))
     assert_same_state(fs, local, tmp_path)
-
-
-def canonical(table: pa.Table) -> dict[str, np.ndarray]:
-    """Columns as [rows, width] arrays, rows sorted by every integer column, then every float column."""
-    arrays = {}
-    for name in table.column_names:
-        column = table[name].combine_chunks()
-        values = column.flatten() if pa.types.is_list(column.type) else column
-        arrays[name] = np.asarray(values.to_numpy(zero_copy_only=False)).reshape(table.num_rows, -1)
-    ints = [a for a in arrays.values() if a.dtype.kind in "iu"]
-    floats = [a for a in arrays.values() if a.dtype.kind == "f"]
-    keys = [col for a in [*ints, *floats] for col in a.T]
-    order = np.lexsort(keys[::-1])  # lexsort's primary key is its last
-    return {name: a[order] for name, a in arrays.items()}
 
 
 @pytest.fixture(scope="module")
@@ -118,17 +76,8 @@ def transformed(spark: Any, fitted: tuple[FeatureSet, str], tmp_path_factory: py
 
 def test_spark_transform_equals_local_transform(fitted: tuple[FeatureSet, str], transformed: Path) -> None:
     local, train = fitted
-    layout = ColumnLayout.load(transformed)
-    assert layout is not None and len(pq.ParquetDataset(transformed).files) == 3
-    expected = canonical(layout.table(local.transform(read_table(train), extras=["user_id"])))
-    got = canonical(pq.read_table(transformed).select(layout.arrow_schema().names))
-    assert list(got) == list(expected)
-    for name, values in expected.items():
-        assert values.shape == got[name].shape, name
-        if values.dtype.kind == "f":
-            np.testing.assert_allclose(got[name], values, rtol=0, atol=1e-6, err_msg=name)
-        else:
-            np.testing.assert_array_equal(got[name], values, err_msg=name)
+    assert len(pq.ParquetDataset(transformed).files) == 3
+    assert_same_transform(local, read_table(train), transformed, extras=["user_id"])
 
 
 def test_trainer_streams_the_transformed_directory(fitted: tuple[FeatureSet, str], transformed: Path) -> None:
@@ -229,13 +178,10 @@ def test_every_kind_fits_and_transforms_the_same_on_spark(spark: Any, tmp_path: 
     frame = spark.read.parquet(str(tmp_path / "rows.parquet"))
     assert_same_state(spark_fit(FeatureSet(configs), frame), local, tmp_path)
     out = tmp_path / "transformed"
-    layout, report = spark_transform(local, frame, out)
+    _, report = spark_transform(local, frame, out)
     local_report = TransformReport()
-    expected = canonical(layout.table(local.transform(table, report=local_report)))
+    assert_same_transform(local, table, out, report=local_report)
     assert report.summary() == local_report.summary() and report.summary()["score.missing"] > 200
-    got = canonical(pq.read_table(out).select(layout.arrow_schema().names))
-    for name, values in expected.items():
-        np.testing.assert_allclose(got[name], values, rtol=0, atol=1e-6, err_msg=name)
 
 
 def test_every_registered_kind_has_a_spark_fit() -> None:
