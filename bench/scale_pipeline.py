@@ -39,17 +39,12 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))  # the test suite's standalone-cluster launcher
 
+from streaming_memory import FEATURES as SYNTHETIC_FEATURES  # noqa: E402  (bench/ is sys.path[0])
+
 STAGES = ("samples", "fit", "transform")
+# the synthetic world's features as streaming_memory.py trains them, plus one cross
 FEATURES = [
-    {"name": "user_id", "kind": "id", "side": "user"},
-    {"name": "age", "kind": "numeric", "side": "user", "boundaries": [25, 35, 45, 55]},
-    {"name": "gender", "kind": "id", "side": "user"},
-    {"name": "city_tier", "kind": "id", "side": "user"},
-    {"name": "item_id", "kind": "id", "side": "item"},
-    {"name": "category_id", "kind": "id", "side": "item"},
-    {"name": "brand_id", "kind": "id", "side": "item"},
-    {"name": "price", "kind": "numeric", "side": "item", "n_buckets": 20},
-    {"name": "position", "kind": "id", "side": "context"},
+    *SYNTHETIC_FEATURES,
     {"name": "category_x_city", "kind": "cross", "inputs": ["category_id", "city_tier"], "buckets": 1000},
 ]
 
