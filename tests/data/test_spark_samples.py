@@ -140,7 +140,6 @@ def run_job(jobs: list[dict[str, object]]) -> list[dict[str, int]]:
         [sys.executable, str(JOB), json.dumps(jobs)], capture_output=True, text=True, timeout=1800, check=False
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    Path("/tmp/h-scf-job.err").write_text(done.stderr)  # TEMP
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
